@@ -1,0 +1,50 @@
+"""The prepared data on disk: split files, their schema, and X/y loading shared by stages."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mushroom.catalogue import POISONOUS, TARGET, DatasetCatalogue, get_catalogue
+from mushroom.fsutil import read_json, write_json
+
+TRAIN_FILE, TEST_FILE, SCHEMA_FILE = "train.parquet", "test.parquet", "schema.json"
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What prepare produced: the model's input features, in order."""
+
+    dataset: str
+    split: str
+    features: list[str]
+    dropped_constant: list[str]
+
+    @property
+    def catalogue(self) -> DatasetCatalogue:
+        return get_catalogue(self.dataset)
+
+    @property
+    def categorical(self) -> list[str]:
+        return [f for f in self.features if not self.catalogue.trait(f).is_numeric]
+
+
+def write_schema(directory: Path, schema: Schema) -> None:
+    write_json(directory / SCHEMA_FILE, asdict(schema))
+
+
+def read_schema(directory: str | Path) -> Schema:
+    return Schema(**read_json(Path(directory) / SCHEMA_FILE))
+
+
+def label(frame: pd.DataFrame) -> np.ndarray:
+    """1 = poisonous (the positive class: the one we must not miss), 0 = edible."""
+    return (frame[TARGET] == POISONOUS).to_numpy(dtype=int)
+
+
+def load_split(directory: str | Path, file: str) -> tuple[pd.DataFrame, Schema]:
+    directory = Path(directory)
+    return pd.read_parquet(directory / file), read_schema(directory)

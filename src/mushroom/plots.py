@@ -1,0 +1,82 @@
+"""PNG versions of the evaluation plots, viewable offline (DVC's HTML loads vega from a CDN)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from sklearn.calibration import calibration_curve  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+CLASS_NAMES = ["edible", "poisonous"]
+
+
+def _figure(title: str, size=(5, 4.5)) -> tuple[Figure, plt.Axes]:
+    fig, ax = plt.subplots(figsize=size, dpi=100)
+    ax.set_title(title)
+    return fig, ax
+
+
+def confusion(y: np.ndarray, y_pred: np.ndarray, threshold: float) -> Figure:
+    counts = np.zeros((2, 2), dtype=int)
+    np.add.at(counts, (y, y_pred), 1)
+    fig, ax = _figure(f"Confusion matrix (poisonous if p ≥ {threshold:g})")
+    ax.imshow(counts, cmap="Blues")
+    for (row, col), n in np.ndenumerate(counts):
+        note = "\nFALSE EDIBLE" if (row, col) == (1, 0) else ""
+        ax.text(
+            col,
+            row,
+            f"{n}{note}",
+            ha="center",
+            va="center",
+            color="crimson" if note and n else "black",
+        )
+    ax.set_xticks([0, 1], CLASS_NAMES)
+    ax.set_yticks([0, 1], CLASS_NAMES)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    return fig
+
+
+def roc(y: np.ndarray, p: np.ndarray, auc: float) -> Figure:
+    fpr, tpr, _ = roc_curve(y, p)
+    fig, ax = _figure(f"ROC (poisonous positive), AUC {auc:.4f}")
+    ax.plot(fpr, tpr)
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    return fig
+
+
+def precision_recall(y: np.ndarray, p: np.ndarray, ap: float) -> Figure:
+    precision, recall, _ = precision_recall_curve(y, p)
+    fig, ax = _figure(f"Precision-recall (poisonous), AP {ap:.4f}")
+    ax.plot(recall, precision)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    return fig
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> Figure:
+    prob_true, prob_pred = calibration_curve(y, p, n_bins=bins)
+    fig, ax = _figure("Calibration")
+    ax.plot(prob_pred, prob_true, marker="o")
+    ax.plot([0, 1], [0, 1], ls=":", color="grey")
+    ax.set_xlabel("mean predicted P(poisonous)")
+    ax.set_ylabel("observed poisonous share")
+    return fig
+
+
+def importance(table: pd.DataFrame) -> Figure:
+    ordered = table.sort_values("importance")
+    fig, ax = _figure("Permutation importance (Brier increase)", size=(6, 0.3 * len(table) + 1))
+    ax.barh(ordered["trait"], ordered["importance"], xerr=ordered["std"])
+    ax.set_xlabel("increase in Brier score when the trait is shuffled")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,202 @@
+"""Reading the raw dataset files and validating every value against the catalogue.
+
+Rows come back decoded to readable names, with missing values spelled ``MISSING``
+(categorical) or NaN (numeric), the class as ``edible``/``poisonous`` and the file line
+each row came from. Any value the code book does not allow stops the read with a
+``RawDataError`` that names file, line, column and value.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mushroom.catalogue import CLASS_CODES, TARGET, DatasetCatalogue, get_catalogue
+
+UCI_FILE = Path("uci/agaricus-lepiota.data")
+SECONDARY_FILE = Path("secondary/secondary_data.csv")
+PRIMARY_FILE = Path("secondary/primary_data.csv")
+ROWS_PER_SPECIES = 353
+"""The secondary data simulates 353 mushrooms per species, in species order."""
+
+SOURCE_LINE, SPECIES_ID, SPECIES_NAME = "source_line", "species_id", "species_name"
+
+
+class RawDataError(ValueError):
+    def __init__(
+        self,
+        file: Path,
+        problem: str,
+        line: int | None = None,
+        column: str | None = None,
+        value: str | None = None,
+    ):
+        self.file, self.line, self.column, self.value = file, line, column, value
+        where = str(file)
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        if value is not None:
+            where += f", value {value!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+def read_raw(dataset: str, raw_dir: str | Path) -> pd.DataFrame:
+    catalogue = get_catalogue(dataset)
+    raw_dir = Path(raw_dir)
+    header = [TARGET] + [t.column for t in catalogue.traits]
+    if dataset == "uci":
+        path = raw_dir / UCI_FILE
+        rows, first_line = _read_rows(path, ",", header, has_header=False), 1
+    else:
+        path = raw_dir / SECONDARY_FILE
+        rows, first_line = _read_rows(path, ";", header, has_header=True), 2
+    frame = _decode(pd.DataFrame(rows, columns=header, dtype=str), catalogue, path, first_line)
+    if dataset == "secondary":
+        frame = _attach_species(frame, path, raw_dir / PRIMARY_FILE)
+    return frame
+
+
+def _read_rows(path: Path, delimiter: str, header: list[str], has_header: bool) -> list[list[str]]:
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        raise RawDataError(path, "file not found (did you run `dvc pull`?)") from None
+    except UnicodeDecodeError as exc:
+        raise RawDataError(path, f"not ASCII text (byte {exc.start})") from None
+    lines = text.splitlines()
+    if not any(line.strip() for line in lines):
+        raise RawDataError(path, "file is empty")
+    records = list(csv.reader(lines, delimiter=delimiter))
+    if has_header:
+        _check_header(path, records[0], header, delimiter)
+        records = records[1:]
+        if not records:
+            raise RawDataError(path, "file has a header but no data rows")
+    first_line = 2 if has_header else 1
+    for offset, record in enumerate(records):
+        if len(record) != len(header):
+            raise RawDataError(
+                path, _field_count_problem(record, len(header), delimiter), line=first_line + offset
+            )
+    return records
+
+
+def _check_header(path: Path, found: list[str], expected: list[str], delimiter: str) -> None:
+    if len(found) == 1 and len(expected) > 1:
+        raise RawDataError(
+            path, f"header is not {delimiter!r}-separated: {found[0][:80]!r}", line=1
+        )
+    missing = [c for c in expected if c not in found]
+    extra = [c for c in found if c not in expected]
+    if missing:
+        raise RawDataError(
+            path, f"missing column(s): {', '.join(missing)}", line=1, column=missing[0]
+        )
+    if extra:
+        raise RawDataError(
+            path, f"unexpected column(s): {', '.join(extra)}", line=1, column=extra[0]
+        )
+    if found != expected:
+        raise RawDataError(
+            path, f"columns out of order; expected: {delimiter.join(expected)}", line=1
+        )
+
+
+def _field_count_problem(record: list[str], expected: int, delimiter: str) -> str:
+    problem = f"expected {expected} {delimiter!r}-separated fields, found {len(record)}"
+    other = {",", ";", "\t"} - {delimiter}
+    if len(record) == 1 and any(sep in record[0] for sep in other):
+        problem += " (wrong delimiter?)"
+    return problem
+
+
+def _decode(
+    raw: pd.DataFrame, catalogue: DatasetCatalogue, path: Path, first_line: int
+) -> pd.DataFrame:
+    def fail(column: str, bad: pd.Series, problem: str) -> RawDataError:
+        index = bad.idxmax()
+        return RawDataError(
+            path, problem, line=first_line + int(index), column=column, value=raw.at[index, column]
+        )
+
+    decoded = {TARGET: raw[TARGET].map(CLASS_CODES)}
+    if decoded[TARGET].isna().any():
+        raise fail(
+            TARGET,
+            decoded[TARGET].isna(),
+            f"unknown class; allowed codes: {', '.join(CLASS_CODES)}",
+        )
+    for trait in catalogue.traits:
+        values = raw[trait.column]
+        if trait.is_numeric:
+            blank = values.str.strip() == ""
+            numbers = pd.to_numeric(values.where(~blank), errors="coerce")
+            if (numbers.isna() & ~blank).any():
+                raise fail(trait.column, numbers.isna() & ~blank, "not a number")
+            if (numbers < 0).any():
+                raise fail(trait.column, numbers < 0, f"negative measurement ({trait.unit})")
+            decoded[trait.name] = numbers.astype(float)
+        else:
+            lookup = dict(trait.codes) | {code: trait.decode(code) for code in trait.missing_codes}
+            names = values.map(lookup)
+            if names.isna().any():
+                allowed = ", ".join(
+                    sorted(trait.codes) + sorted(repr(c) for c in trait.missing_codes)
+                )
+                raise fail(trait.column, names.isna(), f"unknown code; allowed: {allowed}")
+            decoded[trait.name] = names
+    frame = pd.DataFrame(decoded)
+    frame[SOURCE_LINE] = np.arange(first_line, first_line + len(frame))
+    return frame
+
+
+def _attach_species(frame: pd.DataFrame, data_path: Path, primary_path: Path) -> pd.DataFrame:
+    """Species id = block of 353 rows in file order; name and class from primary_data.csv."""
+    if len(frame) % ROWS_PER_SPECIES:
+        raise RawDataError(
+            data_path,
+            f"{len(frame)} data rows is not a whole number of "
+            f"species blocks of {ROWS_PER_SPECIES} rows",
+        )
+    records = _read_rows(primary_path, ";", _primary_header(primary_path), has_header=True)
+    n_species = len(frame) // ROWS_PER_SPECIES
+    if n_species > len(records):
+        raise RawDataError(
+            primary_path,
+            f"lists {len(records)} species but {data_path} "
+            f"holds {n_species} blocks of {ROWS_PER_SPECIES}",
+        )
+    species = np.arange(len(frame)) // ROWS_PER_SPECIES
+    frame[SPECIES_ID] = species
+    frame[SPECIES_NAME] = [records[s][1].strip() for s in species]
+    for s in range(n_species):
+        expected = CLASS_CODES.get(records[s][2].strip())
+        block = frame[TARGET].iloc[s * ROWS_PER_SPECIES : (s + 1) * ROWS_PER_SPECIES]
+        if (block != expected).any():
+            bad = int(np.argmax((block != expected).to_numpy()))
+            raise RawDataError(
+                data_path,
+                f"class differs from species {records[s][1]!r} "
+                f"({expected}) in {primary_path.name} line {s + 2}",
+                line=int(frame[SOURCE_LINE].iloc[s * ROWS_PER_SPECIES + bad]),
+                column=TARGET,
+                value=block.iloc[bad],
+            )
+    return frame
+
+
+def _primary_header(path: Path) -> list[str]:
+    """primary_data.csv capitalises two headers; accept the file's own spelling."""
+    try:
+        first = path.read_text(encoding="ascii").splitlines()[0]
+    except (FileNotFoundError, IndexError):
+        raise RawDataError(path, "species file missing or empty") from None
+    header = first.split(";")
+    if [h.lower() for h in header[:3]] != ["family", "name", "class"]:
+        raise RawDataError(path, "expected ';'-separated header starting family;name;class", line=1)
+    return header

@@ -1,0 +1,129 @@
+"""prepare: validate and decode the raw data, de-duplicate, split into train and test.
+
+De-duplication rule: rows with identical traits are one mushroom description; the first in
+file order is kept, and if any copy is labelled poisonous the kept row is poisonous (when
+labels conflict, the safe label wins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from mushroom import dataset
+from mushroom.catalogue import MISSING, POISONOUS, TARGET, get_catalogue
+from mushroom.fsutil import atomic_dir, write_json
+from mushroom.params import ParamsError, choice, load_params, number
+from mushroom.rawdata import SPECIES_ID, RawDataError, read_raw
+
+
+def drop_constant(frame: pd.DataFrame, traits: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    constant = [t for t in traits if frame[t].nunique(dropna=False) <= 1]
+    return frame.drop(columns=constant), constant
+
+
+def deduplicate(frame: pd.DataFrame, traits: list[str]) -> pd.DataFrame:
+    keys = frame[traits].fillna(np.inf)  # so NaN measurements compare equal to each other
+    group = keys.groupby(traits, sort=False, dropna=False).ngroup()
+    any_poisonous = (frame[TARGET] == POISONOUS).groupby(group).transform("max")
+    kept = frame.loc[~group.duplicated()].copy()
+    kept.loc[any_poisonous[kept.index], TARGET] = POISONOUS
+    return kept
+
+
+def split(frame: pd.DataFrame, how: str, test_size: float, seed: int):
+    if how == "random":
+        return train_test_split(
+            frame, test_size=test_size, random_state=seed, stratify=frame[TARGET]
+        )
+    # Held-out species: whole species go to test, stratified by the species' class.
+    species = frame.groupby(SPECIES_ID)[TARGET].first()
+    _, test_species = train_test_split(
+        species.index, test_size=test_size, random_state=seed, stratify=species
+    )
+    in_test = frame[SPECIES_ID].isin(test_species)
+    return frame[~in_test], frame[in_test]
+
+
+def summarise(
+    full: pd.DataFrame,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    n_raw: int,
+    features: list[str],
+    dropped: list[str],
+) -> dict:
+    def balance(part: pd.DataFrame) -> dict:
+        return {
+            "rows": len(part),
+            "poisonous_share": round(float((part[TARGET] == POISONOUS).mean()), 4),
+        }
+
+    missing = {f: int(((full[f] == MISSING) | full[f].isna()).sum()) for f in features}
+    summary = {
+        "rows_raw": n_raw,
+        "duplicates_dropped": n_raw - len(full),
+        "rows": len(full),
+        "n_features": len(features),
+        "dropped_constant": len(dropped),
+        "train": balance(train),
+        "test": balance(test),
+        "missing": {f: n for f, n in missing.items() if n},
+    }
+    if SPECIES_ID in full:
+        summary["species"] = {
+            "train": int(train[SPECIES_ID].nunique()),
+            "test": int(test[SPECIES_ID].nunique()),
+            "shared": len(set(train[SPECIES_ID]) & set(test[SPECIES_ID])),
+        }
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--raw-dir", default="data/raw", type=Path)
+    parser.add_argument("--out-dir", default="data/prepared", type=Path)
+    parser.add_argument("--summary", default="reports/data_summary.json", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        name = choice(params, "data.dataset", ["uci", "secondary"])
+        how = choice(params, "prepare.split", ["random", "species"])
+        if how == "species" and name != "secondary":
+            raise ParamsError(
+                f"params.yaml: prepare.split = 'species' needs data.dataset = "
+                f"'secondary' (the {name} data has no species ids)"
+            )
+        test_size = number(params, "prepare.test_size", 0.05, 0.5)
+        seed = int(number(params, "prepare.seed", 0, 2**32 - 1))
+        raw = read_raw(name, args.raw_dir)
+    except (ParamsError, RawDataError) as exc:
+        print(f"prepare: {exc}", file=sys.stderr)
+        return 2
+
+    traits = get_catalogue(name).trait_names
+    frame, dropped = drop_constant(raw, traits)
+    features = [t for t in traits if t not in dropped]
+    frame = deduplicate(frame, features)
+    train, test = split(frame, how, test_size, seed)
+
+    with atomic_dir(args.out_dir) as tmp:
+        train.to_parquet(tmp / dataset.TRAIN_FILE, index=False)
+        test.to_parquet(tmp / dataset.TEST_FILE, index=False)
+        dataset.write_schema(tmp, dataset.Schema(name, how, features, dropped))
+    write_json(args.summary, summarise(frame, train, test, len(raw), features, dropped))
+    print(
+        f"prepare: {name}/{how}: {len(train)} train, {len(test)} test rows; "
+        f"dropped constant {dropped or 'none'}; {len(raw) - len(frame)} duplicates"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

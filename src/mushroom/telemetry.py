@@ -1,0 +1,26 @@
+"""Telemetry switches for every tool in the stack, defined once.
+
+Importing the ``mushroom`` package applies them to the current process (stages, service,
+CLI, tests); ``print_shell_exports`` hands them to the Makefile through env.sh, so DVC
+itself and everything it spawns run with the same settings. A value the user set wins.
+"""
+
+import os
+
+TELEMETRY_OFF = {
+    "DVC_NO_ANALYTICS": "1",
+    "DVC_STUDIO_OFFLINE": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # must be the word "true"; DO_NOT_TRACK=1 is ignored
+    "BENTOML_DO_NOT_TRACK": "true",
+    "DO_NOT_TRACK": "true",
+}
+
+
+def apply() -> None:
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
+
+
+def print_shell_exports() -> None:
+    for name, value in TELEMETRY_OFF.items():
+        print(f'export {name}="${{{name}:-{value}}}"')

@@ -1,0 +1,58 @@
+"""MLflow tracking: one store per project, shared by the workspace and DVC's temp copies."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+EXPERIMENT = "mushroom"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The repository that owns this run.
+
+    ``dvc exp run --temp`` and queued runs execute in copies under
+    ``<repo>/.dvc/tmp/exps/``; their root is the ``<repo>`` above that ``.dvc``.
+    """
+    here = (start or Path.cwd()).resolve()
+    parts = here.parts
+    for index in range(len(parts) - 2):
+        if parts[index : index + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:index])
+    return here
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def inputs_digest(paths: list[Path]) -> str:
+    """sha256 over the named files (directories walked in sorted order), names included."""
+    digest = hashlib.sha256()
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for file in files:
+            digest.update(str(file).encode() + b"\0")
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def configure():
+    """Import MLflow pointed at the project store; returns the module."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    return mlflow
