@@ -101,3 +101,26 @@ def classification_metrics(
         "false_edible_rate": float(fn / n_poisonous) if n_poisonous else 0.0,
         "false_poisonous": int(fp),
     }
+
+
+def check_gate(metrics: dict, params: dict) -> dict:
+    checks = []
+    for metric, limit_key in (
+        ("false_edible", "max_false_edible"),
+        ("false_edible_rate", "max_false_edible_rate"),
+    ):
+        limit = get(params, f"evaluate.gate.{limit_key}")
+        checks.append(
+            {
+                "metric": metric,
+                "value": metrics[metric],
+                "limit": limit,
+                "passed": metrics[metric] <= limit,
+                "excess": max(0, metrics[metric] - limit),
+            }
+        )
+    return {
+        "passed": all(c["passed"] for c in checks),
+        "threshold": get(params, "evaluate.threshold"),
+        "checks": checks,
+    }

@@ -80,3 +80,30 @@ def importance(table: pd.DataFrame) -> Figure:
     ax.set_xlabel("increase in Brier score when the trait is shuffled")
     fig.tight_layout()
     return fig
+
+
+def log_evaluation(live, y, p, y_pred, table: pd.DataFrame, metrics: dict, threshold: float):
+    """Log the evaluation plots to a dvclive ``Live``: vega JSON for DVC, PNG for offline."""
+    names = np.array(CLASS_NAMES)
+    live.log_sklearn_plot("confusion_matrix", names[y], names[y_pred], name="confusion_matrix.json")
+    live.log_sklearn_plot("roc", y, p, name="roc.json")
+    live.log_sklearn_plot("precision_recall", y, p, name="precision_recall.json")
+    live.log_sklearn_plot("calibration", y, p, name="calibration.json")
+    live.log_plot(
+        "feature_importance",
+        table[["trait", "importance"]],
+        x="importance",
+        y="trait",
+        template="bar_horizontal",
+        title="Permutation importance",
+    )
+    for name, figure in (
+        ("confusion_matrix.png", confusion(y, y_pred, threshold)),
+        ("roc.png", roc(y, p, metrics["roc_auc"])),
+        ("precision_recall.png", precision_recall(y, p, metrics["pr_auc"])),
+        ("calibration.png", calibration(y, p)),
+        ("feature_importance.png", importance(table)),
+    ):
+        live.log_image(name, figure)
+    for name, value in metrics.items():
+        live.log_metric(name, value, plot=False)

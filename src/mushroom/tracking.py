@@ -56,3 +56,45 @@ def configure():
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(EXPERIMENT)
     return mlflow
+
+
+def log_evaluation(
+    *,
+    run_name: str,
+    tags: dict[str, str],
+    params: dict,
+    metrics: dict,
+    model,
+    x_example,
+    p_example,
+    artifacts: dict[str, list[Path]],
+) -> str:
+    """One MLflow run per train+evaluate: params, metrics, artifacts and the model."""
+    mlflow = configure()
+    from mlflow.models import infer_signature
+
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(tags | {"git_commit": git_commit()})
+        mlflow.log_params(params)
+        mlflow.log_metrics(
+            {
+                k: v
+                for k, v in metrics.items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        )
+        for artifact_path, paths in artifacts.items():
+            for path in paths:
+                if path.is_dir():
+                    mlflow.log_artifacts(str(path), artifact_path=f"{artifact_path}/{path.name}")
+                else:
+                    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        # skops, MLflow's default format, refuses category_encoders' classes.
+        mlflow.sklearn.log_model(
+            model,
+            name="model",
+            serialization_format="cloudpickle",
+            input_example=x_example.head(3),
+            signature=infer_signature(x_example, p_example),
+        )
+        return run.info.run_id

@@ -16,33 +16,10 @@ from sklearn.inspection import permutation_importance
 
 from mushroom import dataset, plots, tracking
 from mushroom.fsutil import atomic_dir, atomic_path, read_json, write_json
-from mushroom.modeling import classification_metrics
+from mushroom.modeling import check_gate, classification_metrics
 from mushroom.params import ParamsError, flatten, get, load_params, number
 
 IMPORTANCE_ROWS = 2000  # permutation importance on a sample keeps the stage fast on 12k rows
-
-
-def gate(metrics: dict, params: dict) -> dict:
-    checks = []
-    for metric, limit_key in (
-        ("false_edible", "max_false_edible"),
-        ("false_edible_rate", "max_false_edible_rate"),
-    ):
-        limit = get(params, f"evaluate.gate.{limit_key}")
-        checks.append(
-            {
-                "metric": metric,
-                "value": metrics[metric],
-                "limit": limit,
-                "passed": metrics[metric] <= limit,
-                "excess": max(0, metrics[metric] - limit),
-            }
-        )
-    return {
-        "passed": all(c["passed"] for c in checks),
-        "threshold": get(params, "evaluate.threshold"),
-        "checks": checks,
-    }
 
 
 def importance_table(
@@ -63,83 +40,9 @@ def importance_table(
     ).sort_values("importance", ascending=False)
 
 
-def log_dvclive(live: Live, y, p, y_pred, table: pd.DataFrame, metrics: dict, threshold: float):
-    names = np.array(plots.CLASS_NAMES)
-    live.log_sklearn_plot("confusion_matrix", names[y], names[y_pred], name="confusion_matrix.json")
-    live.log_sklearn_plot("roc", y, p, name="roc.json")
-    live.log_sklearn_plot("precision_recall", y, p, name="precision_recall.json")
-    live.log_sklearn_plot("calibration", y, p, name="calibration.json")
-    live.log_plot(
-        "feature_importance",
-        table[["trait", "importance"]],
-        x="importance",
-        y="trait",
-        template="bar_horizontal",
-        title="Permutation importance",
-    )
-    for name, figure in (
-        ("confusion_matrix.png", plots.confusion(y, y_pred, threshold)),
-        ("roc.png", plots.roc(y, p, metrics["roc_auc"])),
-        ("precision_recall.png", plots.precision_recall(y, p, metrics["pr_auc"])),
-        ("calibration.png", plots.calibration(y, p)),
-        ("feature_importance.png", plots.importance(table)),
-    ):
-        live.log_image(name, figure)
-    for name, value in metrics.items():
-        live.log_metric(name, value, plot=False)
-
-
-def log_mlflow(
-    params,
-    metrics,
-    cv_metrics,
-    model,
-    x_test,
-    p_test,
-    plots_dir: Path,
-    reports: list[Path],
-    inputs: list[Path],
-    schema,
-) -> str:
-    mlflow = tracking.configure()
-    from mlflow.models import infer_signature
-
-    name = "-".join(
-        [params["train"]["model"], params["featurize"]["encoder"], schema.dataset, schema.split]
-    )
-    with mlflow.start_run(run_name=name) as run:
-        mlflow.set_tags(
-            {
-                "git_commit": tracking.git_commit(),
-                "dataset": schema.dataset,
-                "split": schema.split,
-                "inputs_sha256": tracking.inputs_digest(inputs),
-            }
-        )
-        mlflow.log_params(flatten(params))
-        mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
-        mlflow.log_metrics(
-            {
-                k: v
-                for k, v in flatten(cv_metrics).items()
-                if isinstance(v, int | float) and not isinstance(v, bool)
-            }
-        )
-        mlflow.log_artifacts(str(plots_dir), artifact_path="plots")
-        for report in reports:
-            mlflow.log_artifact(str(report), artifact_path="reports")
-        mlflow.sklearn.log_model(
-            model,
-            name="model",
-            input_example=x_test.head(3),
-            signature=infer_signature(x_test.head(100), p_test[:100]),
-        )
-        return run.info.run_id
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--prepared", default="data/prepared", type=Path)
     parser.add_argument("--model", default="models/model.joblib", type=Path)
     parser.add_argument("--cv-metrics", default="reports/cv_metrics.json", type=Path)
@@ -160,35 +63,40 @@ def main(argv: list[str] | None = None) -> int:
     p = model.predict_proba(x)[:, 1]
     y_pred = (p >= threshold).astype(int)
     metrics = classification_metrics(y, p, threshold)
-    verdict = gate(metrics, params)
+    verdict = check_gate(metrics, params)
     metrics |= {"n_test": len(test), "threshold": threshold, "gate_passed": verdict["passed"]}
     table = importance_table(model, x, y, repeats, int(get(params, "prepare.seed")))
 
     with tempfile.TemporaryDirectory(dir=args.metrics.parent) as tmp:
         with Live(dir=tmp, dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            log_dvclive(live, y, p, y_pred, table, metrics, threshold)
+            plots.log_evaluation(live, y, p, y_pred, table, metrics, threshold)
             live.summary |= {"dataset": schema.dataset, "split": schema.split}
         with atomic_dir(args.plots) as plots_tmp:
             shutil.copytree(Path(tmp) / "plots", plots_tmp, dirs_exist_ok=True)
         with atomic_path(args.metrics) as metrics_tmp:
             shutil.copyfile(Path(tmp) / "metrics.json", metrics_tmp)
     write_json(args.gate, verdict)
-    run_id = log_mlflow(
-        params,
-        metrics,
-        read_json(args.cv_metrics),
-        model,
-        x,
-        p,
-        args.plots,
-        [args.metrics, args.gate, args.cv_metrics],
-        [args.prepared, args.model, Path(args.params)],
-        schema,
+    cv_metrics = read_json(args.cv_metrics)
+    run_id = tracking.log_evaluation(
+        run_name=f"{params['train']['model']}-{params['featurize']['encoder']}-"
+        f"{schema.dataset}-{schema.split}",
+        tags={
+            "dataset": schema.dataset,
+            "split": schema.split,
+            "inputs_sha256": tracking.inputs_digest([args.prepared, args.model, args.params]),
+        },
+        params=flatten(params),
+        metrics=metrics | flatten(cv_metrics),
+        model=model,
+        x_example=x.head(100),
+        p_example=p[:100],
+        artifacts={"reports": [args.metrics, args.gate, args.cv_metrics, args.plots]},
     )
     print(f"evaluate: MLflow run {run_id} in {tracking.tracking_uri()}")
     failed = [
         f"{c['metric']} {c['value']} > {c['limit']}" for c in verdict["checks"] if not c["passed"]
     ]
+    outcome = "PASSED" if verdict["passed"] else "FAILED: " + "; ".join(failed)
     print(
         f"evaluate: accuracy {metrics['accuracy']:.4f}, false_edible {metrics['false_edible']} "
         f"of {int(y.sum())} poisonous; gate {outcome}"
