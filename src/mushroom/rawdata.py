@@ -61,14 +61,17 @@ def read_raw(dataset: str, raw_dir: str | Path) -> pd.DataFrame:
     return frame
 
 
-def _read_rows(path: Path, delimiter: str, header: list[str], has_header: bool) -> list[list[str]]:
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="ascii")
+        return path.read_text(encoding="ascii")
     except FileNotFoundError:
         raise RawDataError(path, "file not found (did you run `dvc pull`?)") from None
     except UnicodeDecodeError as exc:
         raise RawDataError(path, f"not ASCII text (byte {exc.start})") from None
-    lines = text.splitlines()
+
+
+def _read_rows(path: Path, delimiter: str, header: list[str], has_header: bool) -> list[list[str]]:
+    lines = _read_text(path).splitlines()
     if not any(line.strip() for line in lines):
         raise RawDataError(path, "file is empty")
     records = list(csv.reader(lines, delimiter=delimiter))
@@ -192,11 +195,10 @@ def _attach_species(frame: pd.DataFrame, data_path: Path, primary_path: Path) ->
 
 def _primary_header(path: Path) -> list[str]:
     """primary_data.csv capitalises two headers; accept the file's own spelling."""
-    try:
-        first = path.read_text(encoding="ascii").splitlines()[0]
-    except (FileNotFoundError, IndexError):
-        raise RawDataError(path, "species file missing or empty") from None
-    header = first.split(";")
+    lines = _read_text(path).splitlines()
+    if not lines:
+        raise RawDataError(path, "species file is empty")
+    header = lines[0].split(";")
     if [h.lower() for h in header[:3]] != ["family", "name", "class"]:
         raise RawDataError(path, "expected ';'-separated header starting family;name;class", line=1)
     return header

@@ -1,0 +1,291 @@
+"""Each stage's CLI on small fixture data, chained as DVC would chain them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+import rawfixtures
+from mushroom import dataset
+from mushroom.catalogue import MISSING, TARGET, get_catalogue
+from mushroom.modeling import ENCODERS, MODELS, build_featurizer
+from mushroom.params import load_params
+from mushroom.rawdata import SPECIES_ID
+from mushroom.stages import evaluate, featurize, prepare, train
+
+
+class Workspace:
+    """Stage outputs laid out under one temp dir, with the CLI flags that point there."""
+
+    def __init__(self, root: Path, raw: Path, **params):
+        self.root, self.raw = root, raw
+        self.params = rawfixtures.write_params(root / "params.yaml", **params)
+
+    def path(self, name: str) -> str:
+        return str(self.root / name)
+
+    def prepare(self) -> int:
+        return prepare.main(
+            [
+                "--params",
+                str(self.params),
+                "--raw-dir",
+                str(self.raw),
+                "--out-dir",
+                self.path("prepared"),
+                "--summary",
+                self.path("data_summary.json"),
+            ]
+        )
+
+    def featurize(self) -> int:
+        return featurize.main(
+            [
+                "--params",
+                str(self.params),
+                "--prepared",
+                self.path("prepared"),
+                "--out-dir",
+                self.path("features"),
+                "--featurizer",
+                self.path("featurizer.joblib"),
+            ]
+        )
+
+    def train(self) -> int:
+        return train.main(
+            [
+                "--params",
+                str(self.params),
+                "--prepared",
+                self.path("prepared"),
+                "--features",
+                self.path("features"),
+                "--featurizer",
+                self.path("featurizer.joblib"),
+                "--model",
+                self.path("model.joblib"),
+                "--train-info",
+                self.path("train_info.json"),
+                "--metrics",
+                self.path("cv_metrics.json"),
+            ]
+        )
+
+    def evaluate(self) -> int:
+        return evaluate.main(
+            [
+                "--params",
+                str(self.params),
+                "--prepared",
+                self.path("prepared"),
+                "--model",
+                self.path("model.joblib"),
+                "--cv-metrics",
+                self.path("cv_metrics.json"),
+                "--metrics",
+                self.path("metrics.json"),
+                "--gate",
+                self.path("gate.json"),
+                "--plots",
+                self.path("plots"),
+            ]
+        )
+
+    def json(self, name: str) -> dict:
+        return json.loads((self.root / name).read_text())
+
+
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch) -> Path:
+    store = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    return store
+
+
+def test_prepare_uci_decodes_drops_constant_and_splits_stratified(uci_raw, tmp_path):
+    ws = Workspace(tmp_path, uci_raw, prepare__test_size=0.25)
+    assert ws.prepare() == 0
+    train_df, schema = dataset.load_split(tmp_path / "prepared", dataset.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
+    assert schema.dropped_constant == ["veil_type"]  # the fixture, like UCI, has one veil type
+    assert "veil_type" not in schema.features and "veil_type" not in train_df
+    assert len(train_df) + len(test_df) == 400 and len(test_df) == 100
+    catalogue = get_catalogue("uci")
+    for feature in schema.features:
+        assert set(train_df[feature]) <= set(catalogue.trait(feature).allowed_values)
+    assert (train_df["stalk_root"] == MISSING).any()  # "?" made explicit
+    shares = [(part[TARGET] == "poisonous").mean() for part in (train_df, test_df)]
+    assert abs(shares[0] - shares[1]) < 0.02
+    summary = ws.json("data_summary.json")
+    assert summary["rows"] == 400 and summary["train"]["rows"] == 300
+    assert summary["missing"]["stalk_root"] == int(
+        (pd.concat([train_df, test_df])["stalk_root"] == MISSING).sum()
+    )
+
+
+def test_prepare_deduplicates_keeping_the_poisonous_label(tmp_path):
+    raw = tmp_path / "raw"
+    path = rawfixtures.write_uci(raw, n_rows=50)
+    lines = path.read_text().splitlines()
+    edible_copy = "e" + lines[0][1:]
+    poisonous_copy = "p" + lines[0][1:]
+    path.write_text("\n".join(lines + [edible_copy, poisonous_copy, lines[1]]) + "\n")
+    ws = Workspace(tmp_path, raw)
+    assert ws.prepare() == 0
+    summary = ws.json("data_summary.json")
+    assert summary["rows_raw"] == 53 and summary["duplicates_dropped"] == 3
+    frames = [
+        pd.read_parquet(tmp_path / "prepared" / f) for f in (dataset.TRAIN_FILE, dataset.TEST_FILE)
+    ]
+    first = pd.concat(frames).set_index("source_line").loc[1]
+    assert first[TARGET] == "poisonous"
+
+
+def test_species_split_holds_out_whole_species(secondary_raw, tmp_path):
+    ws = Workspace(
+        tmp_path,
+        secondary_raw,
+        data__dataset="secondary",
+        prepare__split="species",
+        prepare__test_size=0.33,
+    )
+    assert ws.prepare() == 0
+    train_df = pd.read_parquet(tmp_path / "prepared" / dataset.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
+    assert set(train_df[SPECIES_ID]).isdisjoint(test_df[SPECIES_ID])
+    assert test_df[SPECIES_ID].nunique() == 2 and train_df[SPECIES_ID].nunique() == 4
+    assert set(test_df[TARGET]) == {"edible", "poisonous"}  # stratified by species class
+    assert ws.json("data_summary.json")["species"] == {"train": 4, "test": 2, "shared": 0}
+
+
+@pytest.mark.parametrize("encoder", sorted(ENCODERS))
+def test_featurize_fits_on_train_only_and_train_saves_one_pipeline(uci_raw, tmp_path, encoder):
+    ws = Workspace(tmp_path, uci_raw, featurize__encoder=encoder, train__cv_folds=3)
+    assert ws.prepare() == 0 and ws.featurize() == 0
+    train_df, schema = dataset.load_split(tmp_path / "prepared", dataset.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
+    encoded_test = pd.read_parquet(tmp_path / "features" / dataset.TEST_FILE)
+    assert len(encoded_test) == len(test_df)
+    # The encoder saw only the training split: refitting it on train reproduces it exactly.
+    refit = build_featurizer(load_params(ws.params), schema.categorical)
+    refit.fit(train_df[schema.features], dataset.label(train_df))
+    pd.testing.assert_frame_equal(
+        refit.transform(test_df[schema.features]), encoded_test.drop(columns=[TARGET])
+    )
+
+    assert ws.train() == 0
+    model = joblib.load(tmp_path / "model.joblib")
+    proba = model.predict_proba(test_df[schema.features])[:, 1]  # readable names in
+    assert proba.shape == (len(test_df),) and ((proba >= 0) & (proba <= 1)).all()
+    cv = ws.json("cv_metrics.json")
+    assert 0.5 < cv["cv_roc_auc"] <= 1.0 and cv["cv_brier"] >= 0
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_model_trains_and_learns_the_rule(tmp_path, model):
+    raw = tmp_path / "raw"
+    rawfixtures.write_uci(raw, n_rows=1000)  # boosting's 20-row leaves need a few hundred rows
+    ws = Workspace(tmp_path, raw, train__model=model, train__cv_folds=2)
+    assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
+    info = ws.json("train_info.json")
+    assert info["model"] == model and info["n_train"] == 800
+    assert ws.json("cv_metrics.json")["cv_accuracy"] > 0.95  # class = f(odor) in the fixture
+
+
+def test_grid_search_picks_from_the_grid_and_reports_it(uci_raw, tmp_path):
+    ws = Workspace(
+        tmp_path,
+        uci_raw,
+        train__cv_folds=2,
+        train__search__enabled=True,
+        train__search__grid={"logreg": {"C": [0.001, 10.0]}},
+    )
+    assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
+    search = ws.json("cv_metrics.json")["search"]
+    assert search["candidates"] == 2 and search["best_params"]["C"] in (0.001, 10.0)
+    assert ws.json("train_info.json")["hyperparameters"]["C"] == search["best_params"]["C"]
+
+
+def test_train_rejects_unknown_model(uci_raw, tmp_path, capsys):
+    ws = Workspace(tmp_path, uci_raw, train__model="svm")
+    assert ws.prepare() == 0 and ws.featurize() == 0
+    assert ws.train() == 2
+    assert "train.model = 'svm'" in capsys.readouterr().err
+    assert not (tmp_path / "model.joblib").exists()
+
+
+def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
+    secondary_raw, tmp_path, mlflow_store
+):
+    ws = Workspace(
+        tmp_path,
+        secondary_raw,
+        data__dataset="secondary",
+        prepare__split="species",
+        prepare__test_size=0.33,
+        train__cv_folds=2,
+    )
+    assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
+    assert ws.evaluate() == 0
+    metrics = ws.json("metrics.json")
+    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
+    assert metrics["n_test"] == len(test_df)
+    assert (metrics["dataset"], metrics["split"]) == ("secondary", "species")
+    for key in (
+        "accuracy",
+        "precision_poisonous",
+        "recall_poisonous",
+        "f1_poisonous",
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "false_edible_rate",
+    ):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    n_poisonous = int((test_df[TARGET] == "poisonous").sum())
+    assert metrics["false_edible_rate"] == pytest.approx(metrics["false_edible"] / n_poisonous)
+    gate = ws.json("gate.json")
+    assert gate["passed"] == (metrics["false_edible"] == 0) == metrics["gate_passed"]
+    pngs = {p.name for p in (tmp_path / "plots" / "images").glob("*.png")}
+    assert pngs == {
+        "confusion_matrix.png",
+        "roc.png",
+        "precision_recall.png",
+        "calibration.png",
+        "feature_importance.png",
+    }
+    assert all((tmp_path / "plots" / "images" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    assert {p.name for p in (tmp_path / "plots" / "sklearn").glob("*.json")} == {
+        "confusion_matrix.json",
+        "roc.json",
+        "precision_recall.json",
+        "calibration.json",
+    }
+    importance = json.loads((tmp_path / "plots" / "custom" / "feature_importance.json").read_text())
+    assert {row["trait"] for row in importance} == set(get_catalogue("secondary").trait_names)
+
+    with sqlite3.connect(mlflow_store) as db:
+        (run_id,) = db.execute("select run_uuid from runs where status = 'FINISHED'").fetchone()
+        logged = dict(db.execute("select key, value from metrics where run_uuid = ?", (run_id,)))
+        tags = dict(db.execute("select key, value from tags where run_uuid = ?", (run_id,)))
+        params = dict(db.execute("select key, value from params where run_uuid = ?", (run_id,)))
+    assert logged["false_edible"] == metrics["false_edible"] and "cv_roc_auc" in logged
+    assert tags["dataset"] == "secondary" and len(tags["inputs_sha256"]) == 64
+    assert params["prepare.split"] == "species" and params["train.model"] == "logreg"
+
+
+def test_gate_failure_names_the_metric_and_excess(uci_raw, tmp_path, mlflow_store, capsys):
+    # A threshold of 1.0 calls nearly everything edible: the gate must fail, loudly.
+    ws = Workspace(tmp_path, uci_raw, evaluate__threshold=1.0, train__cv_folds=2)
+    assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0 and ws.evaluate() == 0
+    gate = ws.json("gate.json")
+    assert not gate["passed"] and not ws.json("metrics.json")["gate_passed"]
+    failed = {c["metric"]: c for c in gate["checks"] if not c["passed"]}
+    assert failed["false_edible"]["excess"] == ws.json("metrics.json")["false_edible"] > 0
+    assert "gate FAILED: false_edible" in capsys.readouterr().out
