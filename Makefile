@@ -1,33 +1,47 @@
-# Two entry points do all set-up on a fresh machine: `make run` and `make test`.
-# Telemetry is switched off in env.sh, which every target sources.
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+# Every target sources env.sh: the venv on PATH, telemetry off.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 UV_VERSION := 0.13.9
-RUN := source ./env.sh &&
+WITH_ENV := source ./env.sh &&
+RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 
-.PHONY: run test env pull repro review clean-venv
+.PHONY: run test env pull repro review bench
 
+# The environment is rebuilt whenever pyproject.toml or uv.lock changes.
 $(VENV)/.synced: pyproject.toml uv.lock
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(RUN) UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --frozen --python $(VENV)/bin/python
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --frozen --python $(VENV)/bin/python
 	touch $@
 
 env: $(VENV)/.synced
 
+# Only the raw data lives in the remote; every other output is rebuilt by `dvc repro`.
 pull: env
-	$(RUN) dvc pull
+	$(WITH_ENV) dvc pull $(RAW_DATA)
 
 repro: pull
-	$(RUN) dvc repro
-	@echo "metrics: reports/metrics.json, reports/data_summary.json; plots: reports/plots/ (PNG) and 'dvc plots show'"
-	@echo "experiments: mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1"
+	$(WITH_ENV) dvc repro
+	$(WITH_ENV) python -m mushroom.stages.evaluate --skip-if-logged
+	@echo
+	@echo "metrics:  reports/metrics.json (test split), reports/cv_metrics.json, reports/data_summary.json"
+	@echo "gate:     reports/gate.json"
+	@echo "plots:    reports/plots/images/*.png (offline), or 'dvc plots show' (HTML, loads vega from a CDN)"
+	@echo "MLflow:   source env.sh && mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1"
 
 run: repro
 
 test: env
-	$(RUN) python -m pytest
+	$(WITH_ENV) python -m pytest
 
+# For code review: what a branch changes against main.
 review: env
-	$(RUN) dvc params diff main --md && dvc metrics diff main --md && dvc plots diff main -o reports/plots_diff
+	$(WITH_ENV) dvc params diff main --md
+	$(WITH_ENV) dvc metrics diff main --md
+	$(WITH_ENV) dvc plots diff main --out reports/plots_diff
+	@echo "plots diff: reports/plots_diff/index.html"
+
+bench: pull
+	$(WITH_ENV) python bench/pipeline.py

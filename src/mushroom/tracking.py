@@ -39,12 +39,14 @@ def git_commit() -> str:
 
 
 def inputs_digest(paths: list[Path]) -> str:
-    """sha256 over the named files (directories walked in sorted order), names included."""
+    """sha256 over the files' contents and names (a directory: its files, in sorted order)."""
     digest = hashlib.sha256()
     for root in paths:
+        root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
         for file in files:
-            digest.update(str(file).encode() + b"\0")
+            name = file.relative_to(root.parent)  # the same wherever the checkout lives
+            digest.update(str(name).encode() + b"\0")
             digest.update(hashlib.sha256(file.read_bytes()).digest())
     return digest.hexdigest()
 
@@ -56,6 +58,17 @@ def configure():
     mlflow.set_tracking_uri(tracking_uri())
     mlflow.set_experiment(EXPERIMENT)
     return mlflow
+
+
+def find_run(inputs_sha256: str) -> str | None:
+    """The id of a finished run logged from exactly these inputs, if any."""
+    mlflow = configure()
+    runs = mlflow.search_runs(
+        filter_string=f"tags.inputs_sha256 = '{inputs_sha256}' and attributes.status = 'FINISHED'",
+        output_format="list",
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def log_evaluation(

@@ -49,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", default="reports/metrics.json", type=Path)
     parser.add_argument("--gate", default="reports/gate.json", type=Path)
     parser.add_argument("--plots", default="reports/plots", type=Path)
+    parser.add_argument(
+        "--skip-if-logged",
+        action="store_true",
+        help="do nothing if MLflow already has a run of exactly these inputs "
+        "(make run uses it: DVC skips evaluate on a fresh clone whose "
+        "committed reports already match)",
+    )
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
@@ -57,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
+    digest = tracking.inputs_digest([args.prepared, args.model, args.params])
+    if args.skip_if_logged and (run_id := tracking.find_run(digest)):
+        print(f"evaluate: these inputs are already logged as MLflow run {run_id}")
+        return 0
     test, schema = dataset.load_split(args.prepared, dataset.TEST_FILE)
     model = joblib.load(args.model)
     x, y = test[schema.features], dataset.label(test)
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         tags={
             "dataset": schema.dataset,
             "split": schema.split,
-            "inputs_sha256": tracking.inputs_digest([args.prepared, args.model, args.params]),
+            "inputs_sha256": digest,
         },
         params=flatten(params),
         metrics=metrics | flatten(cv_metrics),
