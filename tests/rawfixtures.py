@@ -75,14 +75,20 @@ def write_secondary(raw_dir: Path, n_species: int = 6, seed: int = 0) -> Path:
     return data
 
 
-def write_params(path: Path, **overrides) -> Path:
-    """The repository's params.yaml with dotted-key overrides, e.g. ``prepare__split``."""
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for dotted, value in overrides.items():
+def set_params(path: Path, changes: dict, source: Path | None = None) -> Path:
+    """Write ``source`` (default: ``path`` itself) to ``path`` with dotted-key changes."""
+    params = yaml.safe_load((source or path).read_text())
+    for dotted, value in changes.items():
         node = params
-        *parents, leaf = dotted.split("__")
+        *parents, leaf = dotted.split(".")
         for key in parents:
             node = node[key]
         node[leaf] = value
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def write_params(path: Path, **overrides) -> Path:
+    """The repository's params.yaml with overrides spelled ``prepare__split="species"``."""
+    changes = {key.replace("__", "."): value for key, value in overrides.items()}
+    return set_params(path, changes, source=REPO / "params.yaml")

@@ -3,91 +3,40 @@
 
 from __future__ import annotations
 
-import configparser
 import json
-import os
 import re
-import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
+import repocopy
 from mushroom import dataset
 from mushroom.rawdata import SPECIES_ID
 from mushroom.stages import prepare
+from rawfixtures import set_params
+from repocopy import copy_repository, tool_env
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
-
-def run(cmd: list[str], cwd: Path) -> str:
-    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+def dvc_env() -> dict[str, str]:
+    env = tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)  # the copy's own mlflow.db is under test
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout + done.stderr
+    return env
 
 
 def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
-def remote_url() -> Path:
-    """The project's default remote, made absolute (relative URLs are relative to .dvc/)."""
-    config = configparser.ConfigParser()
-    config.read(REPO / ".dvc" / "config")
-    remote = config["core"]["remote"]
-    return (REPO / ".dvc" / config[f"'remote \"{remote}\"'"]["url"]).resolve()
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    """A fresh copy of the committed tree, its own git history, raw data pulled."""
-    copy = tmp_path_factory.mktemp("repo")
-    tracked = (
-        subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, tracked):
-        if (REPO / name).is_file():
-            (copy / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, copy / name)
-    run(["git", "init", "-q"], copy)
-    run(["git", "add", "-A"], copy)
-    run(
-        [
-            "git",
-            "-c",
-            "user.name=test",
-            "-c",
-            "user.email=test@example.invalid",
-            "commit",
-            "-qm",
-            "copy",
-        ],
-        copy,
-    )
-    run(["dvc", "remote", "modify", "--local", "origin", "url", str(remote_url())], copy)
-    run(["dvc", "pull", "data/raw/uci.dvc", "data/raw/secondary.dvc"], copy)
-    return copy
+    return copy_repository(tmp_path_factory.mktemp("repo"), dvc_env())
 
 
-def set_params(repo: Path, **changes) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for dotted, value in changes.items():
-        node = params
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+def run(cmd: list[str], cwd: Path) -> str:
+    return repocopy.run(cmd, cwd, dvc_env())
 
 
 def mlflow_runs(repo: Path) -> pd.DataFrame:
@@ -124,7 +73,7 @@ def test_repro_then_noop_then_train_param_reruns_only_train_and_evaluate(repo):
 
     assert stages_run(run(["dvc", "repro"], repo)) == []
 
-    set_params(repo, **{"train.model": "random_forest"})
+    set_params(repo / "params.yaml", {"train.model": "random_forest"})
     assert stages_run(run(["dvc", "repro"], repo)) == ["train", "evaluate"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["accuracy"] >= 0.99
@@ -140,7 +89,7 @@ def test_repro_then_noop_then_train_param_reruns_only_train_and_evaluate(repo):
 
 
 def test_encoder_change_reruns_featurize_train_evaluate(repo):
-    set_params(repo, **{"featurize.encoder": "count"})
+    set_params(repo / "params.yaml", {"featurize.encoder": "count"})
     assert stages_run(run(["dvc", "repro"], repo)) == ["featurize", "train", "evaluate"]
     run(["git", "checkout", "params.yaml"], repo)
 
@@ -157,9 +106,11 @@ def test_temp_experiment_logs_to_the_workspace_mlflow_store(repo):
 
 
 def test_species_split_on_the_real_secondary_data(repo, tmp_path):
-    params = tmp_path / "params.yaml"
-    params.write_text((repo / "params.yaml").read_text())
-    set_params(tmp_path, **{"data.dataset": "secondary", "prepare.split": "species"})
+    params = set_params(
+        tmp_path / "params.yaml",
+        {"data.dataset": "secondary", "prepare.split": "species"},
+        source=repo / "params.yaml",
+    )
     assert (
         prepare.main(
             [

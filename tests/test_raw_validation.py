@@ -333,6 +333,15 @@ BAD_CASES = {
         TARGET,
         POISONOUS,
     ),
+    "sec-primary-unknown-class": Bad(
+        "secondary",
+        set_field("primary", 3, "class", "x"),
+        ("unknown class",),
+        3,
+        "class",
+        "x",
+        file="primary",
+    ),
 }
 
 
@@ -369,6 +378,17 @@ def test_bad_raw_data_exits_2_naming_the_problem_and_writes_nothing(tmp_path, ca
     assert_wrote_nothing(tmp_path, before)
 
 
+@pytest.mark.parametrize("dataset", ["uci", "secondary"])
+def test_a_trailing_blank_line_is_not_a_row(tmp_path, capsys, dataset):
+    raw = write_inputs(tmp_path, dataset)
+    fmt = FORMATS[dataset]
+    with (raw / fmt.file).open("ab") as file:
+        file.write(fmt.newline.encode())
+    assert run_prepare(tmp_path, capsys)[0] == 0
+    rows = len(read_records(raw, fmt)) - (fmt.first_data_line - 1) - 1  # less header, blank
+    assert len(read_raw(dataset, raw)) == rows
+
+
 # --- 2. failing over previous good outputs leaves them as they were ---------------------
 
 
@@ -387,9 +407,10 @@ def test_failed_run_leaves_previous_outputs_unchanged(tmp_path, capsys, dataset)
     code, err = run_prepare(tmp_path, capsys)
 
     assert code == 2 and names_line(err, line)
-    assert snapshot(tmp_path) == corrupted  # outputs byte-identical, nothing added
-    assert {k: v for k, v in corrupted.items() if not k.startswith("raw")} == {
-        k: v for k, v in good.items() if not k.startswith("raw")
+    after = snapshot(tmp_path)
+    assert after == corrupted  # nothing added, removed or rewritten
+    assert {k: v for k, v in after.items() if k.startswith(("data", "reports"))} == {
+        k: v for k, v in good.items() if k.startswith(("data", "reports"))
     }
     assert list(tmp_path.rglob(".*")) == []
 
@@ -468,7 +489,7 @@ def test_unknown_trait_is_a_key_error_listing_the_traits():
         assert name in message
 
 
-# --- 4. decoding rows in the real formats ---------------------------------------------
+# --- 4, continued: read_raw decoding rows in the real formats --------------------------
 
 
 @pytest.fixture(params=["uci", "secondary"])

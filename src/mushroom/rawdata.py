@@ -71,7 +71,7 @@ def _read_text(path: Path) -> str:
 
 
 def _read_rows(path: Path, delimiter: str, header: list[str], has_header: bool) -> list[list[str]]:
-    lines = _read_text(path).splitlines()
+    lines = _read_text(path).rstrip("\r\n").splitlines()  # a trailing blank line is no row
     if not any(line.strip() for line in lines):
         raise RawDataError(path, "file is empty")
     records = list(csv.reader(lines, delimiter=delimiter))
@@ -179,6 +179,14 @@ def _attach_species(frame: pd.DataFrame, data_path: Path, primary_path: Path) ->
     frame[SPECIES_NAME] = [records[s][1].strip() for s in species]
     for s in range(n_species):
         expected = CLASS_CODES.get(records[s][2].strip())
+        if expected is None:
+            raise RawDataError(
+                primary_path,
+                f"unknown class; allowed codes: {', '.join(CLASS_CODES)}",
+                line=s + 2,
+                column="class",
+                value=records[s][2],
+            )
         block = frame[TARGET].iloc[s * ROWS_PER_SPECIES : (s + 1) * ROWS_PER_SPECIES]
         if (block != expected).any():
             bad = int(np.argmax((block != expected).to_numpy()))
