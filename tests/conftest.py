@@ -20,3 +20,13 @@ def secondary_raw(tmp_path: Path) -> Path:
     raw = tmp_path / "raw"
     rawfixtures.write_secondary(raw)
     return raw
+
+
+@pytest.fixture(scope="session")
+def pulled_repo(tmp_path_factory) -> Path:
+    """A copy of this repository with the real raw data pulled from the DVC remote."""
+    import repocopy
+
+    env = repocopy.tool_env()
+    env.pop("MLFLOW_TRACKING_URI", None)  # a copy's own mlflow.db is what tests look at
+    return repocopy.copy_repository(tmp_path_factory.mktemp("repo"), env)

@@ -17,7 +17,7 @@ from mushroom import dataset
 from mushroom.rawdata import SPECIES_ID
 from mushroom.stages import prepare
 from rawfixtures import set_params
-from repocopy import copy_repository, tool_env
+from repocopy import tool_env
 
 
 def dvc_env() -> dict[str, str]:
@@ -31,8 +31,8 @@ def stages_run(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return copy_repository(tmp_path_factory.mktemp("repo"), dvc_env())
+def repo(pulled_repo) -> Path:
+    return pulled_repo
 
 
 def run(cmd: list[str], cwd: Path) -> str:
