@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -38,9 +39,16 @@ def git_commit() -> str:
         return "unknown"
 
 
-def inputs_digest(paths: list[Path]) -> str:
-    """sha256 over the files' contents and names (a directory: its files, in sorted order)."""
+PIPELINE_SECTIONS = ("data", "prepare", "featurize", "train", "evaluate")
+
+
+def inputs_digest(paths: list[Path], params: dict) -> str:
+    """sha256 identifying a trained and evaluated model: the files' names and contents (a
+    directory: its files, sorted) and the params of the pipeline stages. Sections that do
+    not shape the model (serve, drift) are left out, so changing them keeps the identity."""
     digest = hashlib.sha256()
+    pipeline_params = {k: params.get(k) for k in PIPELINE_SECTIONS}
+    digest.update(json.dumps(pipeline_params, sort_keys=True, default=str).encode())
     for root in paths:
         root = Path(root)
         files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
-    digest = tracking.inputs_digest([args.prepared, args.model, args.params])
+    digest = tracking.inputs_digest([args.prepared, args.model], params)
     if args.skip_if_logged and (run_id := tracking.find_run(digest)):
         print(f"evaluate: these inputs are already logged as MLflow run {run_id}")
         return 0
