@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 WITH_ENV := source ./env.sh &&
 RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 
-.PHONY: run test env pull repro review bench
+.PHONY: run test env pull repro promote serve bento requirements review bench
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -31,7 +31,26 @@ repro: pull
 	@echo "plots:    reports/plots/images/*.png (offline), or 'dvc plots show' (HTML, loads vega from a CDN)"
 	@echo "MLflow:   source env.sh && mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1"
 
-run: repro
+# Registers the model in MLflow and the BentoML store, only if evaluate's gate passed.
+promote: repro
+	$(WITH_ENV) mushroom promote
+
+# The champion on 127.0.0.1:3000, in the foreground (Ctrl+C stops it).
+serve: env
+	@echo "API docs: http://127.0.0.1:3000/  (OpenAPI: /docs.json, model: /model)"
+	$(WITH_ENV) bentoml serve mushroom.service:MushroomClassifier --host 127.0.0.1 --port 3000
+
+run: promote
+	$(MAKE) --no-print-directory serve
+
+# The bento for containers: `bentoml containerize mushroom-classifier:latest` where Docker runs.
+bento: env
+	$(WITH_ENV) bentoml build -f bentofile.yaml src
+
+# Re-export the serving requirements after changing uv.lock.
+requirements: env
+	$(WITH_ENV) uv export --frozen --only-group serve --no-hashes --no-emit-project \
+		--no-annotate --no-header -o src/requirements-serve.txt
 
 test: env
 	$(WITH_ENV) python -m pytest

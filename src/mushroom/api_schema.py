@@ -46,6 +46,7 @@ def _lookup(trait: Trait) -> dict[str, str]:
     """Lower-cased readable name or code -> readable name."""
     table = {name.lower(): name for name in trait.allowed_values}
     table |= {code.lower(): name for code, name in trait.codes.items()}
+    table |= {code.lower(): MISSING for code in trait.missing_codes if code}  # UCI "?"
     return table
 
 

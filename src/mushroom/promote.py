@@ -16,11 +16,8 @@ from pathlib import Path
 
 from mushroom import dataset, tracking
 from mushroom.fsutil import read_json
+from mushroom.modelstore import ALIAS, CARD_FILE, DEFAULT_TAG, MODEL_FILE, NAME
 from mushroom.params import get, load_params
-
-NAME = "mushroom-classifier"
-ALIAS = "champion"
-CARD_FILE, MODEL_FILE = "model_card.json", "model.joblib"
 
 
 class PromotionRefused(RuntimeError):
@@ -69,7 +66,7 @@ def save_to_bentoml(model_path: Path, card: dict) -> str:
     import bentoml
 
     try:
-        latest = bentoml.models.get(f"{NAME}:latest")
+        latest = bentoml.models.get(DEFAULT_TAG)
     except bentoml.exceptions.NotFound:
         latest = None
     if latest is not None and latest.info.metadata.get("inputs_sha256") == card["inputs_sha256"]:

@@ -1,0 +1,102 @@
+"""The ``mushroom`` command: batch scoring and promotion.
+
+mushroom predict INPUT.csv -o OUTPUT.csv [--model TAG]
+mushroom promote
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+from pydantic import ValidationError
+
+from mushroom.fsutil import write_with
+from mushroom.modelstore import DEFAULT_TAG
+
+CHUNK = 1000
+MAX_REPORTED_ERRORS = 20
+
+
+def validate_rows(frame: pd.DataFrame, mushroom_model, source: Path) -> list:
+    """Validate every row like the API does; errors name the file line and the field."""
+    mushrooms, errors = [], []
+    for position, row in enumerate(frame.to_dict(orient="records")):
+        given = {key: value for key, value in row.items() if value != ""}  # blank = missing
+        try:
+            mushrooms.append(mushroom_model.model_validate(given))
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = "".join(f"{part}: " for part in error["loc"])
+                errors.append(f"{source}: line {position + 2}: {field}{error['msg']}")
+    if errors:
+        shown = errors[:MAX_REPORTED_ERRORS]
+        more = len(errors) - len(shown)
+        raise ValueError("\n".join(shown) + (f"\n... and {more} more" if more else ""))
+    return mushrooms
+
+
+def predict(args: argparse.Namespace) -> int:
+    import bentoml
+
+    from mushroom.classifier import Classifier
+
+    classifier = Classifier(Path(bentoml.models.get(args.model).path))
+    try:
+        frame = pd.read_csv(args.input, dtype=str, keep_default_na=False)
+        missing = [c for c in args.passthrough if c not in frame]
+        if missing:
+            raise ValueError(f"{args.input}: no column(s) {', '.join(missing)} to pass through")
+        traits = frame.drop(columns=args.passthrough)
+        mushrooms = validate_rows(traits, classifier.Mushroom, args.input)
+    except (OSError, pd.errors.ParserError, ValueError) as exc:
+        print(f"mushroom predict: {exc}", file=sys.stderr)
+        return 2
+    answers = []
+    for start in range(0, len(mushrooms), CHUNK):
+        answers += classifier.classify(mushrooms[start : start + CHUNK])[0]
+        print(f"\rscored {len(answers):,}/{len(mushrooms):,} mushrooms", end="", file=sys.stderr)
+    print(file=sys.stderr)
+    out = frame.assign(
+        verdict=[a.verdict for a in answers],
+        probability_poisonous=[a.probability_poisonous for a in answers],
+        missing_traits=[";".join(a.missing_traits) for a in answers],
+        model_version=classifier.version,
+    )
+    write_with(args.output, lambda path: out.to_csv(path, index=False))
+    counts = out["verdict"].value_counts().to_dict()
+    print(f"mushroom predict: wrote {args.output}: {counts}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mushroom", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    scoring = commands.add_parser("predict", help="score a CSV file of mushrooms")
+    scoring.add_argument("input", type=Path, help="CSV: one mushroom per row, trait columns")
+    scoring.add_argument("-o", "--output", type=Path, required=True)
+    scoring.add_argument("--model", default=DEFAULT_TAG, help="BentoML model store tag")
+    scoring.add_argument(
+        "--passthrough",
+        nargs="*",
+        default=[],
+        metavar="COLUMN",
+        help="columns copied to the output unvalidated, e.g. a known class",
+    )
+    commands.add_parser(
+        "promote", help="promote the model dvc repro produced (see --help)", add_help=False
+    )
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "promote":
+        from mushroom import promote
+
+        return promote.main(rest)
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    return predict(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

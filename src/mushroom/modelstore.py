@@ -1,0 +1,10 @@
+"""Names shared by promotion, the service and the batch CLI for the promoted model."""
+
+from __future__ import annotations
+
+NAME = "mushroom-classifier"
+"""The MLflow registered model and the BentoML store entry."""
+ALIAS = "champion"
+CARD_FILE, MODEL_FILE = "model_card.json", "model.joblib"
+DEFAULT_TAG = f"{NAME}:latest"
+"""Promotion saves a new store entry whenever the champion changes, so latest is it."""
