@@ -1,0 +1,197 @@
+"""A promoted model from a small real pipeline run, and real `bentoml serve` processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+import rawfixtures
+import repocopy
+
+
+@dataclass
+class Promoted:
+    workdir: Path
+    env: dict[str, str]
+    tag: str  # BentoML store tag
+    version: str  # MLflow registry version
+
+
+def stage_args(workdir: Path) -> dict[str, list[str]]:
+    w = str(workdir)
+    return {
+        "prepare": [
+            "--raw-dir",
+            f"{w}/raw",
+            "--out-dir",
+            f"{w}/prepared",
+            "--summary",
+            f"{w}/reports/data_summary.json",
+        ],
+        "featurize": [
+            "--prepared",
+            f"{w}/prepared",
+            "--out-dir",
+            f"{w}/features",
+            "--featurizer",
+            f"{w}/models/featurizer.joblib",
+        ],
+        "train": [
+            "--prepared",
+            f"{w}/prepared",
+            "--features",
+            f"{w}/features",
+            "--featurizer",
+            f"{w}/models/featurizer.joblib",
+            "--model",
+            f"{w}/models/model.joblib",
+            "--train-info",
+            f"{w}/models/train_info.json",
+            "--metrics",
+            f"{w}/reports/cv_metrics.json",
+        ],
+        "evaluate": [
+            "--prepared",
+            f"{w}/prepared",
+            "--model",
+            f"{w}/models/model.joblib",
+            "--cv-metrics",
+            f"{w}/reports/cv_metrics.json",
+            "--metrics",
+            f"{w}/reports/metrics.json",
+            "--gate",
+            f"{w}/reports/gate.json",
+            "--plots",
+            f"{w}/reports/plots",
+        ],
+    }
+
+
+def run_module(module: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def run_pipeline(workdir: Path, env: dict[str, str]) -> None:
+    """prepare → featurize → train → evaluate on ``workdir/raw`` with ``workdir/params.yaml``."""
+    for stage, args in stage_args(workdir).items():
+        done = run_module(
+            f"mushroom.stages.{stage}", ["--params", str(workdir / "params.yaml"), *args], env
+        )
+        assert done.returncode == 0, f"{stage} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def promote(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    w = str(workdir)
+    return run_module(
+        "mushroom.promote",
+        [
+            "--params",
+            f"{w}/params.yaml",
+            "--prepared",
+            f"{w}/prepared",
+            "--model",
+            f"{w}/models/model.joblib",
+            "--reports",
+            f"{w}/reports",
+            "--train-info",
+            f"{w}/models/train_info.json",
+        ],
+        env,
+    )
+
+
+def build_and_promote(workdir: Path, raw: Path, bentoml_home: Path, **params) -> Promoted:
+    """Train on ``raw`` (linked into workdir), log to workdir's own MLflow store, promote
+    into the shared ``bentoml_home``."""
+    workdir.mkdir(parents=True)
+    (workdir / "raw").symlink_to(raw)
+    rawfixtures.write_params(workdir / "params.yaml", **params)
+    env = repocopy.tool_env() | {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+        "BENTOML_HOME": str(bentoml_home),
+    }
+    run_pipeline(workdir, env)
+    done = promote(workdir, env)
+    assert done.returncode == 0, f"promote failed:\n{done.stdout}\n{done.stderr}"
+    found = re.search(r"version (\d+) is 'champion'.*BentoML model (\S+)", done.stdout)
+    assert found, done.stdout
+    return Promoted(workdir, env, tag=found.group(2), version=found.group(1))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`bentoml serve` of one promoted model on a free loopback port, in its own process
+    group so a test can SIGKILL the server and its workers together."""
+
+    def __init__(self, promoted: Promoted, log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        env = promoted.env | {
+            "MUSHROOM_MODEL": promoted.tag,
+            "MUSHROOM_PREDICTION_LOG": str(log_path),
+        }
+        self.output = open(log_path.with_suffix(".server.log"), "w")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "bentoml"),
+                "serve",
+                "mushroom.service:MushroomClassifier",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.server_log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"server not ready in {timeout} s: {self.server_log()}")
+
+    def server_log(self) -> str:
+        self.output.flush()
+        return self.log_path.with_suffix(".server.log").read_text()[-3000:]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown hooks, no flushing."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.output.close()

@@ -1,0 +1,306 @@
+"""The real service: `bentoml serve` of a model promoted from a small real pipeline run."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+import rawfixtures
+from mushroom.catalogue import SECONDARY, UCI
+from mushroom.predlog import read_predictions
+from mushroom.rawdata import UCI_FILE, read_raw
+from servefixtures import Promoted, Server, build_and_promote, promote
+
+
+@pytest.fixture(scope="module")
+def bentoml_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bentoml")
+
+
+@pytest.fixture(scope="module")
+def uci_model(pulled_repo, bentoml_home, tmp_path_factory) -> Promoted:
+    return build_and_promote(
+        tmp_path_factory.mktemp("uci") / "work",
+        pulled_repo / "data" / "raw",
+        bentoml_home,
+        train__cv_folds=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def uci_server(uci_model, tmp_path_factory):
+    server = Server(uci_model, tmp_path_factory.mktemp("uci-log") / "predictions.db")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def secondary_server(bentoml_home, tmp_path_factory):
+    """A secondary-data model, for the numeric traits; its gate is opened on purpose (six
+    fixture species cannot make a safe model, and the gate is not under test here)."""
+    raw = tmp_path_factory.mktemp("secondary-raw")
+    rawfixtures.write_secondary(raw)
+    promoted = build_and_promote(
+        tmp_path_factory.mktemp("secondary") / "work",
+        raw,
+        bentoml_home,
+        data__dataset="secondary",
+        train__cv_folds=2,
+        evaluate__gate__max_false_edible=10**6,
+        evaluate__gate__max_false_edible_rate=1.0,
+    )
+    server = Server(promoted, tmp_path_factory.mktemp("secondary-log") / "predictions.db")
+    yield server
+    server.stop()
+
+
+def classify(server: Server, mushrooms, **kwargs) -> httpx.Response:
+    return httpx.post(f"{server.url}/classify", json={"mushrooms": mushrooms}, timeout=30, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def known_mushrooms(pulled_repo):
+    """Real UCI rows, both as readable names (snake_case keys) and as raw codes (hyphenated
+    keys, upper case), with their true class."""
+    raw = pulled_repo / "data" / "raw"
+    names = read_raw("uci", raw).sample(40, random_state=7)
+    codes = pd.read_csv(
+        raw / UCI_FILE, header=None, dtype=str, names=["class"] + [t.column for t in UCI.traits]
+    )
+    by_name = [{t.name: row[t.name] for t in UCI.traits} for _, row in names.iterrows()]
+    by_code = [{t.column: codes.at[i, t.column].upper() for t in UCI.traits} for i in names.index]
+    return by_name, by_code, names["class"].tolist()
+
+
+def test_names_and_codes_give_the_same_answer(uci_server, known_mushrooms):
+    by_name, by_code, truth = known_mushrooms
+    named, coded = classify(uci_server, by_name), classify(uci_server, by_code)
+    assert named.status_code == coded.status_code == 200
+    named, coded = named.json(), coded.json()
+    for key in ("probability_poisonous", "verdict", "missing_traits"):
+        assert [a[key] for a in named] == [a[key] for a in coded]
+    for answer, mushroom, true_class in zip(named, by_name, truth, strict=True):
+        assert answer["missing_traits"] == [k for k, v in mushroom.items() if v == "missing"]
+        assert not (true_class == "poisonous" and answer["verdict"] == "edible")
+    assert sum(a["verdict"] == true_class for a, true_class in zip(named, truth, strict=True)) >= 38
+
+
+def test_left_out_traits_are_missing_and_listed(uci_server):
+    answer = classify(uci_server, [{"odor": "foul", "cap-shape": "x"}]).json()[0]
+    assert "odor" not in answer["missing_traits"] and "cap_shape" not in answer["missing_traits"]
+    assert "habitat" in answer["missing_traits"] and "veil_type" not in answer["missing_traits"]
+    assert answer["verdict"] == "poisonous"  # foul odor is poisonous in every UCI row
+    assert len(answer["request_id"]) == 32 and answer["model_version"].endswith(":1")
+
+
+BAD_UCI_REQUESTS = {
+    "unknown value": (
+        {"json": {"mushrooms": [{"odor": "rotten"}]}},
+        400,
+        ["odor", "rotten", "almond (a)", "anise (l)"],
+    ),
+    "wrong type": ({"json": {"mushrooms": [{"odor": 3}]}}, 400, ["odor", "expected a string"]),
+    "unknown field": ({"json": {"mushrooms": [{"colour": "red"}]}}, 400, ["colour"]),
+    "field given twice": (
+        {"json": {"mushrooms": [{"cap_shape": "x", "cap-shape": "f"}]}},
+        400,
+        ["cap_shape", "given twice"],
+    ),
+    "invalid JSON": (
+        {
+            "content": b'{"mushrooms": [{"odor": "foul"}',
+            "headers": {"content-type": "application/json"},
+        },
+        400,
+        ["Invalid JSON"],
+    ),
+    "empty list": ({"json": {"mushrooms": []}}, 400, ["mushrooms", "at least 1"]),
+    "too many": (
+        {"json": {"mushrooms": [{"odor": "foul"}] * 1001}},
+        400,
+        ["mushrooms", "at most 1000"],
+    ),
+    "not a list": ({"json": {"mushrooms": {"odor": "foul"}}}, 400, ["mushrooms"]),
+    "no mushrooms key": ({"json": {"mushroom": [{"odor": "foul"}]}}, 400, ["mushrooms"]),
+    "content type": (
+        {"content": b'{"mushrooms": [{}]}', "headers": {"content-type": "text/plain"}},
+        415,
+        ["application/json", "text/plain"],
+    ),
+    "oversized body": (
+        {"content": b" " * 3_000_000, "headers": {"content-type": "application/json"}},
+        413,
+        ["exceeds the limit"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_UCI_REQUESTS, ids=list(BAD_UCI_REQUESTS))
+def test_bad_request_is_4xx_naming_the_field_and_server_keeps_serving(uci_server, case):
+    kwargs, status, phrases = BAD_UCI_REQUESTS[case]
+    response = httpx.post(f"{uci_server.url}/classify", timeout=30, **kwargs)
+    assert response.status_code == status, response.text
+    for phrase in phrases:
+        assert phrase in response.text
+    assert "Traceback" not in response.text
+    assert classify(uci_server, [{"odor": "none"}]).status_code == 200
+
+
+BAD_MEASUREMENTS = {
+    "negative": ({"cap_diameter": -1.0}, "cap_diameter", "greater than or equal to 0"),
+    "non-numeric": ({"stem-width": "wide"}, "stem_width", "valid number"),
+    "not finite": ({"stem_height": "inf"}, "stem_height", "finite"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MEASUREMENTS, ids=list(BAD_MEASUREMENTS))
+def test_bad_measurement_is_400_naming_the_field(secondary_server, case):
+    mushroom, field, phrase = BAD_MEASUREMENTS[case]
+    response = classify(secondary_server, [mushroom])
+    assert response.status_code == 400 and field in response.text and phrase in response.text
+    good = classify(secondary_server, [{"cap-diameter": 4.5, "stem_width": "12", "season": "A"}])
+    assert good.status_code == 200
+    assert "cap_diameter" not in good.json()[0]["missing_traits"]
+
+
+def test_secondary_schema_has_its_own_traits(secondary_server):
+    response = classify(secondary_server, [{"odor": "foul"}])  # a UCI-only trait
+    assert response.status_code == 400 and "odor" in response.text
+    spec = httpx.get(f"{secondary_server.url}/docs.json").json()
+    properties = spec["components"]["schemas"]["SecondaryMushroom"]["properties"]
+    assert set(properties) == {t.name for t in SECONDARY.traits}
+
+
+def test_openapi_lists_every_field_with_allowed_values_and_example(uci_server):
+    spec = httpx.get(f"{uci_server.url}/docs.json").json()
+    assert "/classify" in spec["paths"]
+    properties = spec["components"]["schemas"]["UciMushroom"]["properties"]
+    assert set(properties) == {t.name for t in UCI.traits}
+    for trait in UCI.traits:
+        field = properties[trait.name]
+        assert field["x-allowed-values"] == list(trait.allowed_values)
+        assert field["example"] in trait.allowed_values
+        assert all(name in field["description"] for name in trait.codes.values())
+
+
+def test_model_endpoint_shows_the_promoted_version(uci_server, uci_model):
+    info = httpx.get(f"{uci_server.url}/model/").json()
+    assert info["version"] == uci_model.version == "1"
+    assert (info["dataset"], info["split"], info["model"]) == ("uci", "random", "logreg")
+    metrics = json.loads((uci_model.workdir / "reports" / "metrics.json").read_text())
+    assert info["test_metrics"]["false_edible"] == metrics["false_edible"]
+    assert info["params"]["train"]["cv_folds"] == 2 and info["trained_at"]
+    assert info["bento_model"] == uci_model.tag and len(info["git_commit"]) >= 7
+
+
+def test_health_and_metrics(uci_server):
+    assert httpx.get(f"{uci_server.url}/healthz").status_code == 200
+    assert httpx.get(f"{uci_server.url}/readyz").status_code == 200
+    assert "bentoml_service_request" in httpx.get(f"{uci_server.url}/metrics").text
+
+
+def hammer(
+    server: Server,
+    threads: int,
+    requests_per_thread: int,
+    answered: list,
+    stop: threading.Event | None = None,
+) -> None:
+    """Concurrent single- and few-mushroom requests; ids of answered predictions collected."""
+
+    def worker(seed: int) -> None:
+        with httpx.Client(timeout=30) as client:
+            for n in range(requests_per_thread):
+                if stop is not None and stop.is_set():
+                    return
+                mushrooms = [{"odor": ["foul", "none", "almond"][(seed + n) % 3]}] * (1 + n % 3)
+                try:
+                    response = client.post(f"{server.url}/classify", json={"mushrooms": mushrooms})
+                except httpx.TransportError:
+                    continue  # the server was killed: this request was never answered
+                if response.status_code == 200:
+                    answered.extend(a["request_id"] for a in response.json())
+
+    pool = [threading.Thread(target=worker, args=(seed,)) for seed in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+
+
+def logged_ids(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        assert db.execute("pragma integrity_check").fetchone() == ("ok",)
+    return [p.request_id for p in read_predictions(path)]
+
+
+def test_concurrent_requests_are_each_logged_once(uci_server):
+    before = set(logged_ids(uci_server.log_path))
+    answered: list[str] = []
+    hammer(uci_server, threads=16, requests_per_thread=14, answered=answered)
+    assert len(answered) == sum(1 + n % 3 for n in range(14)) * 16  # 448 from 224 requests
+    logged = [i for i in logged_ids(uci_server.log_path) if i not in before]
+    assert len(logged) == len(set(logged)) == len(answered)
+    assert set(logged) == set(answered)
+    rows = {p.request_id: p for p in read_predictions(uci_server.log_path)}
+    sample = rows[answered[0]]
+    assert sample.verdict in {"edible", "poisonous", "uncertain"}
+    assert sample.traits["odor"] in {"foul", "none", "almond"} and sample.traits["habitat"] is None
+
+
+def test_sigkill_during_load_loses_no_answered_prediction(uci_model, tmp_path):
+    server = Server(uci_model, tmp_path / "predictions.db")
+    answered: list[str] = []
+    stop = threading.Event()
+    load = threading.Thread(target=hammer, args=(server, 16, 400, answered, stop))
+    load.start()
+    try:
+        while len(answered) < 150 and load.is_alive():
+            threading.Event().wait(0.05)
+        server.kill()
+    finally:
+        stop.set()
+        load.join()
+        server.stop()
+    assert len(answered) >= 150
+    logged = logged_ids(tmp_path / "predictions.db")
+    assert len(logged) == len(set(logged))
+    assert set(answered) <= set(logged)
+
+
+def test_promoting_the_same_model_again_changes_nothing(uci_model, tmp_path):
+    env = uci_model.env | {"BENTOML_HOME": str(tmp_path / "bentoml")}
+    first, again = promote(uci_model.workdir, env), promote(uci_model.workdir, env)
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert first.stdout == again.stdout  # same registry version, same store entry
+    assert f"version {uci_model.version} is 'champion'" in again.stdout
+    assert len(list((tmp_path / "bentoml" / "models" / "mushroom-classifier").glob("*/"))) == 1
+    with sqlite3.connect(uci_model.workdir / "mlflow.db") as db:
+        assert db.execute("select version from model_versions").fetchall() == [(1,)]
+        aliases = db.execute("select alias, version from registered_model_aliases").fetchall()
+    assert aliases == [("champion", 1)]
+
+
+def test_promotion_refuses_a_model_that_failed_the_gate(uci_model, tmp_path):
+    from servefixtures import run_pipeline
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "raw").symlink_to((uci_model.workdir / "raw").resolve())
+    # Threshold 1.0 calls (almost) every poisonous mushroom edible.
+    rawfixtures.write_params(workdir / "params.yaml", train__cv_folds=2, evaluate__threshold=1.0)
+    env = uci_model.env | {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    run_pipeline(workdir, env)
+    refused = promote(workdir, env)
+    assert refused.returncode == 3
+    assert "refused: the evaluate gate failed: false_edible" in refused.stderr
+    metrics = json.loads((workdir / "reports" / "metrics.json").read_text())
+    assert f"by {metrics['false_edible']}" in refused.stderr
+    with sqlite3.connect(workdir / "mlflow.db") as db:
+        assert db.execute("select count(*) from model_versions").fetchone() == (0,)
