@@ -30,3 +30,21 @@ def pulled_repo(tmp_path_factory) -> Path:
     env = repocopy.tool_env()
     env.pop("MLFLOW_TRACKING_URI", None)  # a copy's own mlflow.db is what tests look at
     return repocopy.copy_repository(tmp_path_factory.mktemp("repo"), env)
+
+
+@pytest.fixture(scope="session")
+def bentoml_home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bentoml")
+
+
+@pytest.fixture(scope="session")
+def uci_model(pulled_repo, bentoml_home, tmp_path_factory):
+    """The real UCI data through a small real pipeline run, promoted into ``bentoml_home``."""
+    from servefixtures import build_and_promote
+
+    return build_and_promote(
+        tmp_path_factory.mktemp("uci") / "work",
+        pulled_repo / "data" / "raw",
+        bentoml_home,
+        train__cv_folds=2,
+    )

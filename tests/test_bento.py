@@ -1,0 +1,188 @@
+"""`bentoml build` of the promoted model: what a user with Docker would containerize, and
+the batch CLI that scores files with the same model and validation as the service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+import repocopy
+from mushroom.catalogue import UCI
+from mushroom.rawdata import UCI_FILE
+from servefixtures import Server, run_module
+
+REPO = repocopy.REPO
+
+
+def pins(text: str) -> list[str]:
+    """``name==version`` of each requirement line, environment markers dropped."""
+    lines = (line.split(";")[0].strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "-"))]
+
+
+@pytest.fixture(scope="module")
+def bento(uci_model, tmp_path_factory) -> Path:
+    """The built bento, exported as an archive and unpacked."""
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    env = uci_model.env | {"MUSHROOM_MODEL": uci_model.tag}
+    built = subprocess.run(
+        [bentoml, "build", "-f", "bentofile.yaml", "src", "--output", "tag"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert built.returncode == 0, built.stderr
+    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    archive = tmp_path_factory.mktemp("bento") / "mushroom.bento"
+    exported = subprocess.run(
+        [bentoml, "export", tag, str(archive)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert exported.returncode == 0, exported.stderr
+    unpacked = archive.with_suffix("")
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    return unpacked
+
+
+def test_dockerfile_uses_python_311_and_installs_the_pinned_requirements(bento):
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "pip install -r $BENTO_PATH/env/python/requirements.txt" in dockerfile
+    pinned = pins((bento / "env" / "python" / "requirements.txt").read_text())
+    # BentoML appends its own pin (the same bentoml==1.4.40) to the file it was given.
+    assert set(pinned) == set(pins((REPO / "src" / "requirements-serve.txt").read_text()))
+    for pin in (
+        "bentoml==1.4.40",
+        "scikit-learn==1.9.1",
+        "category-encoders==2.11.2",
+        "pandas==2.3.3",
+    ):
+        assert pin in pinned
+    assert not [p for p in pinned if p.startswith(("dvc", "mlflow", "evidently"))]
+    assert "ENV BENTOML_DO_NOT_TRACK=$BENTOML_DO_NOT_TRACK" in dockerfile
+
+
+def test_serving_requirements_match_the_lock():
+    exported = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "uv"),
+            "export",
+            "--frozen",
+            "--only-group",
+            "serve",
+            "--no-hashes",
+            "--no-emit-project",
+            "--no-annotate",
+            "--no-header",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert exported.split() == (REPO / "src" / "requirements-serve.txt").read_text().split(), (
+        "src/requirements-serve.txt is stale: run `make requirements`"
+    )
+
+
+def test_bento_holds_the_model_and_only_the_serving_code(bento, uci_model):
+    version = uci_model.tag.split(":")[1]
+    model_dir = bento / "models" / "mushroom-classifier" / version
+    assert (model_dir / "model.joblib").stat().st_size > 0
+    assert (model_dir / "model_card.json").is_file()
+    shipped = {p.name for p in (bento / "src" / "mushroom").glob("*.py")}
+    included = {
+        Path(p).name for p in yaml.safe_load((REPO / "bentofile.yaml").read_text())["include"]
+    }
+    assert shipped == included
+    assert not (bento / "src" / "mushroom" / "stages").exists()
+
+
+def test_service_imports_from_the_bento_code_alone(bento, uci_model):
+    """The include list is complete: the service loads with only the bento's src on the path."""
+    probe = (
+        "import sys; sys.path = [p for p in sys.path if not p.endswith('/src')];"
+        f"sys.path.insert(0, {str(bento / 'src')!r});"
+        "import mushroom.service as s; print(s.__file__); print(s.MushroomClassifier.name)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=uci_model.env | {"MUSHROOM_MODEL": uci_model.tag},
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        str(bento / "src" / "mushroom" / "service.py"),
+        "mushroom-classifier",
+    ]
+
+
+def test_batch_cli_gives_the_service_answers(uci_model, pulled_repo, tmp_path):
+    raw = pd.read_csv(
+        pulled_repo / "data" / "raw" / UCI_FILE,
+        header=None,
+        dtype=str,
+        names=["class"] + [t.column for t in UCI.traits],
+    ).head(300)
+    source = tmp_path / "mushrooms.csv"
+    raw.to_csv(source, index=False)
+    scored = tmp_path / "scored.csv"
+    done = run_module(
+        "mushroom.cli",
+        [
+            "predict",
+            str(source),
+            "-o",
+            str(scored),
+            "--model",
+            uci_model.tag,
+            "--passthrough",
+            "class",
+        ],
+        uci_model.env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "scored 300/300 mushrooms" in done.stderr
+    out = pd.read_csv(scored, dtype={"missing_traits": str}, keep_default_na=False)
+    assert len(out) == 300 and (out["class"] == raw["class"]).all()
+
+    server = Server(uci_model, tmp_path / "predictions.db")
+    try:
+        import httpx
+
+        mushrooms = raw.drop(columns="class").to_dict(orient="records")
+        answers = httpx.post(
+            f"{server.url}/classify", json={"mushrooms": mushrooms}, timeout=30
+        ).json()
+    finally:
+        server.stop()
+    assert out["probability_poisonous"].tolist() == pytest.approx(
+        [a["probability_poisonous"] for a in answers], abs=1e-12
+    )
+    assert out["verdict"].tolist() == [a["verdict"] for a in answers]
+    assert not ((out["class"] == "p") & (out["verdict"] == "edible")).any()
+
+
+def test_batch_cli_rejects_bad_rows_naming_line_and_field(uci_model, tmp_path):
+    source = tmp_path / "bad.csv"
+    source.write_text("odor,cap-shape\nfoul,x\nrotten,x\nnone,y\n")
+    out = tmp_path / "out.csv"
+    done = run_module(
+        "mushroom.cli",
+        ["predict", str(source), "-o", str(out), "--model", uci_model.tag],
+        uci_model.env,
+    )
+    assert done.returncode == 2
+    assert f"{source}: line 3: odor: unknown value 'rotten'" in done.stderr
+    assert f"{source}: line 4: cap-shape: unknown value 'y'" in done.stderr
+    assert not out.exists()
