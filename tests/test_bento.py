@@ -183,6 +183,6 @@ def test_batch_cli_rejects_bad_rows_naming_line_and_field(uci_model, tmp_path):
         uci_model.env,
     )
     assert done.returncode == 2
-    assert f"{source}: line 3: odor: unknown value 'rotten'" in done.stderr
-    assert f"{source}: line 4: cap-shape: unknown value 'y'" in done.stderr
+    assert f"{source}: line 3: odor: 'rotten': Input should be 'almond'" in done.stderr
+    assert f"{source}: line 4: cap-shape: 'y': Input should be 'bell'" in done.stderr
     assert not out.exists()

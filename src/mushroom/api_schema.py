@@ -3,15 +3,16 @@
 A mushroom is a JSON object of traits. Field names are snake_case (``cap_shape``) or the
 dataset's hyphenated form (``cap-shape``); a categorical value is its readable name
 (``convex``) or code letter (``x``), any case; measurements are numbers >= 0 in the
-catalogue's unit. A trait left out (or null, or ``"missing"``) is missing. Validation
-turns every value into its readable name, so the scorer sees one spelling only.
+catalogue's unit. A trait left out, null, or ``"missing"`` is missing. Validation turns
+every value into its readable name, so the scorer sees one spelling only.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 
 from mushroom.catalogue import MISSING, DatasetCatalogue, Trait
 
@@ -42,19 +43,30 @@ def _allowed_text(trait: Trait) -> str:
     return ", ".join(pairs + [MISSING])
 
 
-def _lookup(trait: Trait) -> dict[str, str]:
-    """Lower-cased readable name or code -> readable name."""
+def _value_enum(trait: Trait) -> type[enum.Enum]:
+    """The trait's readable values as an Enum. Exact readable names validate in
+    pydantic-core without Python; other spellings (code letters, any case, the dataset's
+    own missing code such as UCI "?") go through ``_missing_``."""
     table = {name.lower(): name for name in trait.allowed_values}
     table |= {code.lower(): name for code, name in trait.codes.items()}
-    table |= {code.lower(): MISSING for code in trait.missing_codes if code}  # UCI "?"
-    return table
+    table |= {code.lower(): MISSING for code in trait.missing_codes if code}
+    values = enum.Enum(
+        trait.name.title().replace("_", ""), {name: name for name in trait.allowed_values}, type=str
+    )
+
+    def _missing_(cls, value):
+        if isinstance(value, str):
+            return cls._value2member_map_.get(table.get(value.strip().lower()))
+        return None
+
+    values._missing_ = classmethod(_missing_)
+    return values
 
 
 def mushroom_model(catalogue: DatasetCatalogue) -> type[BaseModel]:
-    by_key = {t.name: t for t in catalogue.traits} | {t.column: t for t in catalogue.traits}
-    lookups = {t.name: _lookup(t) for t in catalogue.categorical}
     fields: dict[str, Any] = {}
     for trait in catalogue.traits:
+        names = AliasChoices(trait.name, trait.column)
         if trait.is_numeric:
             fields[trait.name] = (
                 float | None,
@@ -62,53 +74,32 @@ def mushroom_model(catalogue: DatasetCatalogue) -> type[BaseModel]:
                     default=None,
                     ge=0,
                     allow_inf_nan=False,
-                    json_schema_extra={"example": 5.0},
+                    validation_alias=names,
                     description=f"{trait.column}, in {trait.unit}; leave out if not measured",
+                    json_schema_extra={"example": 5.0},
                 ),
             )
         else:
             fields[trait.name] = (
-                str | None,
+                _value_enum(trait) | None,
                 Field(
                     default=None,
-                    description=f"{trait.column}: {_allowed_text(trait)}",
+                    validation_alias=names,
+                    description=f"{trait.column}: {_allowed_text(trait)}; codes and any case "
+                    "are accepted too",
                     json_schema_extra={
                         "example": next(iter(trait.codes.values())),
-                        "x-allowed-values": list(trait.allowed_values),
                         "x-codes": dict(trait.codes),
                     },
                 ),
             )
-
-    def normalise(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data  # pydantic reports the wrong type
-        clean: dict[str, Any] = {}
-        for key, value in data.items():
-            trait = by_key.get(key)
-            if trait is None:
-                clean[key] = value  # extra="forbid" names the unknown field
-                continue
-            if trait.name in clean:
-                raise ValueError(f"{trait.name}: given twice (as {trait.name} and {trait.column})")
-            if value is not None and not trait.is_numeric:
-                if not isinstance(value, str):
-                    raise ValueError(f"{key}: expected a string, got {type(value).__name__}")
-                name = lookups[trait.name].get(value.strip().lower())
-                if name is None:
-                    raise ValueError(
-                        f"{key}: unknown value {value!r}; allowed: {_allowed_text(trait)}"
-                    )
-                value = None if name == MISSING else name
-            clean[trait.name] = value
-        return clean
-
     return create_model(
         f"{catalogue.name.capitalize()}Mushroom",
         __config__=ConfigDict(
-            extra="forbid", json_schema_extra={"example": EXAMPLES[catalogue.name]}
+            extra="forbid",
+            use_enum_values=True,
+            json_schema_extra={"example": EXAMPLES[catalogue.name]},
         ),
-        __validators__={"normalise": model_validator(mode="before")(normalise)},
         **fields,
     )
 

@@ -4,7 +4,7 @@ verdicts out. Both go through this class, so both give the same answers."""
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from pathlib import Path
 
 import joblib
@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from mushroom.api_schema import Answer, mushroom_model
-from mushroom.catalogue import get_catalogue
+from mushroom.catalogue import MISSING, get_catalogue
 from mushroom.modelstore import CARD_FILE, MODEL_FILE, NAME
 from mushroom.scoring import FastScorer
 
@@ -34,6 +34,10 @@ class Classifier:
             name: {v: i for i, v in enumerate(values)}
             for name, values in self.scorer.values.items()
         }
+        self.categorical_names = [t.name for t in self.scorer.categorical]
+        self.numeric_names = [t.name for t in self.scorer.numeric]
+        self.trait_names = [t.name for t in self.catalogue.traits]
+        self.trait_kinds = [(t.name, not t.is_numeric) for t in self.catalogue.traits]
         self.version = f"{NAME}:{self.card['version']}"
         self.edible_below = self.card["policy"]["edible_below"]
         self.poisonous_from = self.card["policy"]["poisonous_from"]
@@ -43,32 +47,34 @@ class Classifier:
             return "edible"
         return "poisonous" if p >= self.poisonous_from else "uncertain"
 
-    def classify(self, mushrooms: list[BaseModel]) -> tuple[list[Answer], list[dict]]:
-        """Answers, and each mushroom's traits as readable names (None = missing)."""
-        records = [m.model_dump() for m in mushrooms]
-        index = np.array(
-            [
-                [self.value_index[t.name][r[t.name] or "missing"] for t in self.scorer.categorical]
-                for r in records
-            ],
-            dtype=int,
-        ).reshape(len(records), len(self.scorer.categorical))
+    def classify(self, mushrooms: list[BaseModel]) -> tuple[list[Answer], list[tuple]]:
+        """Answers, and each mushroom's traits in catalogue order as the prepared data
+        spells them (readable names, ``missing``; measurements, None when not given)."""
+        records = [m.__dict__ for m in mushrooms]  # validated field values, no copy
+        n = len(records)
+        index = np.empty((n, len(self.scorer.categorical)), dtype=int)
+        for column, name in enumerate(self.categorical_names):
+            lookup = self.value_index[name]
+            index[:, column] = [lookup[r[name] or MISSING] for r in records]
         numbers = np.array(
-            [
-                [np.nan if r[t.name] is None else r[t.name] for t in self.scorer.numeric]
-                for r in records
-            ],
-            dtype=float,
-        ).reshape(len(records), len(self.scorer.numeric))
+            [[r[name] for name in self.numeric_names] for r in records], dtype=float
+        ).reshape(n, len(self.numeric_names))  # None -> NaN
         probabilities = self.scorer.predict_proba(index, numbers).tolist()
-        answers = [
-            Answer(
-                verdict=self.verdict(p),
-                probability_poisonous=p,
-                model_version=self.version,
-                request_id=uuid.uuid4().hex,
-                missing_traits=[f for f in self.features if record[f] is None],
+        ids = os.urandom(16 * n).hex()
+        answers, values = [], []
+        for i, (record, p) in enumerate(zip(records, probabilities, strict=True)):
+            row = tuple(
+                record[name] or MISSING if categorical else record[name]
+                for name, categorical in self.trait_kinds
             )
-            for record, p in zip(records, probabilities, strict=True)
-        ]
-        return answers, records
+            answers.append(
+                Answer.model_construct(  # built right here: skip re-validation
+                    verdict=self.verdict(p),
+                    probability_poisonous=p,
+                    model_version=self.version,
+                    request_id=ids[32 * i : 32 * (i + 1)],
+                    missing_traits=[f for f in self.features if record[f] in (None, MISSING)],
+                )
+            )
+            values.append(row)
+        return answers, values

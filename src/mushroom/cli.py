@@ -30,8 +30,9 @@ def validate_rows(frame: pd.DataFrame, mushroom_model, source: Path) -> list:
         except ValidationError as exc:
             for error in exc.errors():
                 field = "".join(f"{part}: " for part in error["loc"])
-                message = error["ctx"]["error"] if error["type"] == "value_error" else error["msg"]
-                errors.append(f"{source}: line {position + 2}: {field}{message}")
+                errors.append(
+                    f"{source}: line {position + 2}: {field}{error['input']!r}: {error['msg']}"
+                )
     if errors:
         shown = errors[:MAX_REPORTED_ERRORS]
         more = len(errors) - len(shown)

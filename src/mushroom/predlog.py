@@ -1,47 +1,32 @@
-"""The durable prediction log: one SQLite database in WAL mode.
+"""The durable prediction log: one SQLite database in WAL mode, one row per answer.
 
 Why SQLite and not JSON lines: every batch of answers is one transaction, committed before
-the answers are returned, so a prediction that was answered is in the log even if the
-server is SIGKILLed right after (a committed WAL frame is in the OS page cache; only a
-power loss could take it, and ``synchronous=FULL`` covers that at ~1 fsync per batch).
-Concurrent writers (threads, worker processes) are serialised by SQLite's lock: rows can
-never interleave or tear, which appends from several processes to one text file cannot
-promise. The drift stage and feedback labels query it with SQL.
+the answers are returned, so an answered prediction is in the log even if the server is
+SIGKILLed right after (a committed WAL frame is in the OS page cache; ``synchronous=normal``
+trades only the last transactions before a power loss for ~no fsync cost). Concurrent
+writers, threads or worker processes, are serialised by SQLite's lock: rows cannot tear or
+interleave, which appends from several processes to one text file cannot promise. Each
+trait is a column holding its readable name (``missing`` when not given) or measurement
+(NULL when not given), as in the prepared data, so the drift stage reads the log straight
+into a frame.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
+
+from mushroom.catalogue import CATALOGUES
 
 DEFAULT_PATH = Path("data/monitoring/predictions.db")
 ENV_VAR = "MUSHROOM_PREDICTION_LOG"
-
-SCHEMA = """
-create table if not exists predictions (
-    request_id    text primary key,
-    logged_at     text not null,   -- UTC, ISO 8601
-    model_version text not null,
-    probability   real not null,   -- P(poisonous)
-    verdict       text not null,
-    traits        text not null    -- JSON object: trait -> readable name, number or null
-)
-"""
-
-
-@dataclass(frozen=True)
-class Prediction:
-    request_id: str
-    logged_at: str
-    model_version: str
-    probability: float
-    verdict: str
-    traits: dict
+META_COLUMNS = ("request_id", "logged_at", "model_version", "dataset", "probability", "verdict")
+TRAIT_COLUMNS = tuple(dict.fromkeys(t.name for c in CATALOGUES.values() for t in c.traits))
 
 
 def log_path() -> Path:
@@ -58,24 +43,28 @@ class PredictionLog:
         )
         self._db.execute("pragma journal_mode=wal")
         self._db.execute("pragma synchronous=normal")
-        self._db.execute(SCHEMA)
+        traits = ", ".join(f"{name}" for name in TRAIT_COLUMNS)
+        self._db.execute(
+            "create table if not exists predictions (request_id text primary key, "
+            "logged_at text not null, model_version text not null, dataset text not null, "
+            f"probability real not null, verdict text not null, {traits})"
+        )
+        self._statements: dict[tuple[str, ...], str] = {}
 
-    def append(self, predictions: Iterable[Prediction]) -> None:
-        rows = [
-            (
-                p.request_id,
-                p.logged_at,
-                p.model_version,
-                p.probability,
-                p.verdict,
-                json.dumps(p.traits, separators=(",", ":")),
+    def append(self, traits: Sequence[str], rows: Sequence[tuple]) -> None:
+        """Rows of META_COLUMNS followed by the values of ``traits``, in one transaction."""
+        statement = self._statements.get(tuple(traits))
+        if statement is None:
+            columns = META_COLUMNS + tuple(traits)
+            statement = (
+                f"insert into predictions ({', '.join(columns)}) "
+                f"values ({', '.join('?' * len(columns))})"
             )
-            for p in predictions
-        ]
+            self._statements[tuple(traits)] = statement
         with self._lock:
             self._db.execute("begin immediate")
             try:
-                self._db.executemany("insert into predictions values (?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany(statement, rows)
                 self._db.execute("commit")
             except BaseException:
                 self._db.execute("rollback")
@@ -85,7 +74,15 @@ class PredictionLog:
         self._db.close()
 
 
-def read_predictions(path: str | Path) -> list[Prediction]:
+def read_predictions(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
+    """The log as a frame (only ``dataset``'s rows and traits when given), oldest first."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        rows = db.execute("select * from predictions order by logged_at, rowid").fetchall()
-    return [Prediction(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        if dataset is None:
+            return pd.read_sql("select * from predictions order by rowid", db)
+        traits = [t.name for t in CATALOGUES[dataset].traits]
+        columns = ", ".join(META_COLUMNS + tuple(traits))
+        return pd.read_sql(
+            f"select {columns} from predictions where dataset = ? order by rowid",
+            db,
+            params=(dataset,),
+        )

@@ -26,7 +26,7 @@ from mushroom.catalogue import get_catalogue
 from mushroom.classifier import Classifier, read_card
 from mushroom.httpguard import RequestGuard
 from mushroom.modelstore import DEFAULT_TAG, NAME
-from mushroom.predlog import Prediction, PredictionLog
+from mushroom.predlog import PredictionLog
 
 MODEL_TAG = os.environ.get("MUSHROOM_MODEL", DEFAULT_TAG)
 CARD = read_card(bentoml.models.get(MODEL_TAG).path)
@@ -63,18 +63,30 @@ class MushroomClassifier:
         self.classifier = Classifier(Path(self.model.path))
         self.log = PredictionLog()
 
-    @bentoml.api(batchable=True, max_batch_size=MAX_MUSHROOMS, max_latency_ms=20)
+    # A generous latency bound: under a burst BentoML's dispatcher answers 503 ("overloaded")
+    # to requests it expects to exceed it; queueing them within traffic.timeout is better.
+    @bentoml.api(batchable=True, max_batch_size=MAX_MUSHROOMS, max_latency_ms=5000)
     def classify(
         self, mushrooms: Annotated[list[Mushroom], Field(min_length=1, max_length=MAX_MUSHROOMS)]
     ) -> list[Answer]:
-        answers, records = self.classifier.classify(mushrooms)
+        answers, values = self.classifier.classify(mushrooms)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        dataset = self.classifier.catalogue.name
         # Logged before answering: every answered prediction is in the log.
         self.log.append(
-            Prediction(
-                a.request_id, now, a.model_version, a.probability_poisonous, a.verdict, record
-            )
-            for a, record in zip(answers, records, strict=True)
+            self.classifier.trait_names,
+            [
+                (
+                    a.request_id,
+                    now,
+                    a.model_version,
+                    dataset,
+                    a.probability_poisonous,
+                    a.verdict,
+                    *v,
+                )
+                for a, v in zip(answers, values, strict=True)
+            ],
         )
         return answers
 
