@@ -38,7 +38,7 @@ sys.path.insert(0, str(BENCH.parent / "tests"))
 from mushroom.catalogue import UCI  # noqa: E402
 from mushroom.rawdata import read_raw  # noqa: E402
 from repocopy import REPO  # noqa: E402
-from servefixtures import Promoted, build_and_promote, free_port  # noqa: E402
+from servefixtures import Promoted, build_and_promote, free_port, kill_tree  # noqa: E402
 
 SERVER_CPU, CLIENT_CPU = 0, 1
 LEVELS = (1, 8, 64)
@@ -60,7 +60,7 @@ def start(command: list[str], env: dict, port: int) -> subprocess.Popen:
                 return process
         except OSError:
             time.sleep(0.1)
-    process.kill()
+    kill_tree(process.pid)
     raise RuntimeError(f"{command} did not come up on port {port}")
 
 
@@ -199,7 +199,7 @@ def main() -> None:
                 results[name] = {c: load(port, bodies["single"], c, args.seconds) for c in LEVELS}
                 results[name]["thousand_ms"] = big_request(port, bodies["thousand"], args.repeats)
             finally:
-                os.killpg(process.pid, 15)
+                kill_tree(process.pid)
                 process.wait()
         fast_us, pipeline_us = in_process(model_dir, single)
 

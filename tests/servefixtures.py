@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -129,6 +130,30 @@ def build_and_promote(workdir: Path, raw: Path, bentoml_home: Path, **params) ->
     return Promoted(workdir, env, tag=found.group(2), version=found.group(1))
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants. BentoML starts its workers in sessions of their
+    own, so a process group does not hold them: signal each of these instead."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo += children.get(pid, [])
+    return found
+
+
+def kill_tree(root: int) -> None:
+    for pid in process_tree(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -136,8 +161,7 @@ def free_port() -> int:
 
 
 class Server:
-    """`bentoml serve` of one promoted model on a free loopback port, in its own process
-    group so a test can SIGKILL the server and its workers together."""
+    """`bentoml serve` of one promoted model on a free loopback port."""
 
     def __init__(self, promoted: Promoted, log_path: Path):
         self.port = free_port()
@@ -183,15 +207,19 @@ class Server:
         return self.log_path.with_suffix(".server.log").read_text()[-3000:]
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: no shutdown hooks, no flushing."""
-        os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL the server and its workers at once: no shutdown hooks, no flushing."""
+        kill_tree(self.process.pid)
         self.process.wait(timeout=30)
 
     def stop(self) -> None:
+        workers = process_tree(self.process.pid)
         if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        for pid in workers:  # whatever did not shut down with the server
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.output.close()
