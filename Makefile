@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 WITH_ENV := source ./env.sh &&
 RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 
-.PHONY: run test env pull repro promote serve bento requirements review bench
+.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -63,4 +63,7 @@ review: env
 	@echo "plots diff: reports/plots_diff/index.html"
 
 bench: pull
-	$(WITH_ENV) python bench/pipeline.py
+	$(WITH_ENV) python bench/pipeline.py --repeats 3
+
+bench-serve: pull
+	$(WITH_ENV) python bench/serve.py --seconds 10 --repeats 20

@@ -163,7 +163,12 @@ def free_port() -> int:
 class Server:
     """`bentoml serve` of one promoted model on a free loopback port."""
 
-    def __init__(self, promoted: Promoted, log_path: Path):
+    def __init__(
+        self,
+        promoted: Promoted,
+        log_path: Path,
+        target: str = "mushroom.service:MushroomClassifier",
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path

@@ -27,8 +27,8 @@ def pins(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def bento(uci_model, tmp_path_factory) -> Path:
-    """The built bento, exported as an archive and unpacked."""
+def built(uci_model, tmp_path_factory) -> tuple[str, Path]:
+    """The built bento's tag, and the bento exported as an archive and unpacked."""
     bentoml = str(Path(sys.executable).parent / "bentoml")
     env = uci_model.env | {"MUSHROOM_MODEL": uci_model.tag}
     built = subprocess.run(
@@ -49,7 +49,28 @@ def bento(uci_model, tmp_path_factory) -> Path:
     unpacked = archive.with_suffix("")
     with tarfile.open(archive) as tar:
         tar.extractall(unpacked, filter="data")
-    return unpacked
+    return tag, unpacked
+
+
+@pytest.fixture(scope="module")
+def bento(built) -> Path:
+    return built[1]
+
+
+def test_the_built_bento_serves_the_promoted_model(built, uci_model, tmp_path):
+    """What a container runs: `bentoml serve <bento>` from the bento's own code and models."""
+    server = Server(uci_model, tmp_path / "predictions.db", target=built[0])
+    try:
+        import httpx
+
+        answer = httpx.post(
+            f"{server.url}/classify", json={"mushrooms": [{"odor": "f"}]}, timeout=30
+        ).json()[0]
+        info = httpx.get(f"{server.url}/model/", timeout=30).json()
+    finally:
+        server.stop()
+    assert answer["verdict"] == "poisonous" and answer["model_version"].endswith(":1")
+    assert info["bento_model"] == uci_model.tag
 
 
 def test_dockerfile_uses_python_311_and_installs_the_pinned_requirements(bento):

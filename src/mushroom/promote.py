@@ -24,7 +24,7 @@ class PromotionRefused(RuntimeError):
     pass
 
 
-def check_gate(gate: dict) -> None:
+def require_gate_passed(gate: dict) -> None:
     failed = [c for c in gate["checks"] if not c["passed"]]
     if failed:
         reasons = "; ".join(
@@ -87,7 +87,7 @@ def promote(
     params_path: Path, prepared: Path, model: Path, reports: Path, train_info: Path
 ) -> dict:
     params = load_params(params_path)
-    check_gate(read_json(reports / "gate.json"))
+    require_gate_passed(read_json(reports / "gate.json"))
     metrics = read_json(reports / "metrics.json")
     policy = serving_policy(params, metrics["threshold"])
     digest = tracking.inputs_digest([prepared, model], params)
