@@ -59,7 +59,7 @@ def test_raw_data_pulled_matches_the_published_files(repo):
     assert (repo / "data/raw/secondary/secondary_data.csv").stat().st_size == 2_896_328
 
 
-def test_repro_then_noop_then_train_param_reruns_only_train_and_evaluate(repo):
+def test_repro_then_noop_then_train_param_reruns_only_train_evaluate_drift(repo):
     first = run(["dvc", "repro"], repo)
     assert stages_run(first)[:3] == ["prepare", "featurize", "train"]
     if "evaluate" not in stages_run(first):
@@ -74,7 +74,7 @@ def test_repro_then_noop_then_train_param_reruns_only_train_and_evaluate(repo):
     assert stages_run(run(["dvc", "repro"], repo)) == []
 
     set_params(repo / "params.yaml", {"train.model": "random_forest"})
-    assert stages_run(run(["dvc", "repro"], repo)) == ["train", "evaluate"]
+    assert stages_run(run(["dvc", "repro"], repo)) == ["train", "evaluate", "drift"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["accuracy"] >= 0.99
     assert metrics["false_edible"] == 0 and metrics["gate_passed"] is True
@@ -88,9 +88,9 @@ def test_repro_then_noop_then_train_param_reruns_only_train_and_evaluate(repo):
     assert "cv_roc_auc" in logged
 
 
-def test_encoder_change_reruns_featurize_train_evaluate(repo):
+def test_encoder_change_reruns_featurize_and_downstream(repo):
     set_params(repo / "params.yaml", {"featurize.encoder": "count"})
-    assert stages_run(run(["dvc", "repro"], repo)) == ["featurize", "train", "evaluate"]
+    assert stages_run(run(["dvc", "repro"], repo)) == ["featurize", "train", "evaluate", "drift"]
     run(["git", "checkout", "params.yaml"], repo)
 
 

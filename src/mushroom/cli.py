@@ -7,6 +7,7 @@ mushroom promote
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from mushroom.fsutil import write_with
 from mushroom.modelstore import DEFAULT_TAG
 
 CHUNK = 1000
+HEALTHY, DATASET_DRIFT, PREDICTION_DRIFT, LABELLED_FALSE_EDIBLE = 0, 3, 4, 5
+"""``mushroom monitor check`` exit codes; with several findings, the most severe (highest)."""
 MAX_REPORTED_ERRORS = 20
 
 
@@ -73,6 +76,42 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def monitor_check(args: argparse.Namespace) -> int:
+    """One line per finding of the drift stage's report; the exit code says the worst."""
+    try:
+        report = json.loads(args.report.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"mushroom monitor check: cannot read {args.report}: {exc}", file=sys.stderr)
+        return 2
+    findings = []
+    if report.get("live_false_edible"):
+        findings.append(
+            (
+                LABELLED_FALSE_EDIBLE,
+                f"{report['live_false_edible']} labelled "
+                f"poisonous mushroom(s) were answered edible",
+            )
+        )
+    if report["prediction_drift"]:
+        findings.append(
+            (PREDICTION_DRIFT, f"prediction drift: score {report['prediction_drift_score']:.3f}")
+        )
+    if report["dataset_drift"]:
+        findings.append(
+            (
+                DATASET_DRIFT,
+                f"dataset drift: {report['drift_share']:.0%} of traits "
+                f"drifted ({', '.join(report['drifted_columns'])})",
+            )
+        )
+    source = f"{report['n_current']} rows from {report['source']}"
+    for _, line in findings:
+        print(f"ALERT {line} [{source}]")
+    if not findings:
+        print(f"OK no drift [{source}]")
+    return max((code for code, _ in findings), default=HEALTHY)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mushroom", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "promote", help="promote the model dvc repro produced (see --help)", add_help=False
     )
+    monitor = commands.add_parser("monitor", help="monitoring").add_subparsers(
+        dest="action", required=True
+    )
+    check = monitor.add_parser(
+        "check",
+        help="alert on the drift stage's findings "
+        f"(exit {DATASET_DRIFT}: dataset drift, {PREDICTION_DRIFT}: "
+        f"prediction drift, {LABELLED_FALSE_EDIBLE}: labelled false edible)",
+    )
+    check.add_argument("--report", type=Path, default=Path("reports/drift.json"))
     args, rest = parser.parse_known_args(argv)
     if args.command == "promote":
         from mushroom import promote
@@ -97,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         return promote.main(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    return predict(args)
+    return monitor_check(args) if args.command == "monitor" else predict(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""drift: have the described mushrooms or the verdicts moved away from training? (Evidently)
+
+Reference: the training split with the model's predictions on it. Current: the service's
+prediction log (the last ``drift.window_rows`` rows and/or ``drift.window_days`` days),
+or, when it holds fewer than ``drift.min_rows`` rows of this model's dataset, a scenario
+built deterministically from the test split: ``none`` (a plain sample), ``shift`` (a trait
+moved to one value in a share of rows), ``unseen_species`` (secondary, species split: the
+held-out species). Only distance methods are offered: a trait drifts when its distance
+is at least its threshold. Chi-square p-values flag unshifted columns at tens of
+thousands of rows, so the defaults (Jensen-Shannon, Wasserstein, 0.1) judge effect size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import joblib
+import pandas as pd
+
+from mushroom import dataset
+from mushroom.fsutil import atomic_path, write_json
+from mushroom.monitoring import drift_report, logged_rows, scenario_rows, summarise, verdicts
+from mushroom.params import ParamsError, get, load_params, number
+from mushroom.promote import serving_policy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", type=Path)
+    parser.add_argument("--prepared", default="data/prepared", type=Path)
+    parser.add_argument("--model", default="models/model.joblib", type=Path)
+    parser.add_argument("--log", default="data/monitoring/predictions.db", type=Path)
+    parser.add_argument("--json", default="reports/drift.json", type=Path)
+    parser.add_argument("--html", default="reports/drift.html", type=Path)
+    args = parser.parse_args(argv)
+    train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
+    test = pd.read_parquet(args.prepared / dataset.TEST_FILE)
+    try:
+        params = load_params(args.params)
+        policy = serving_policy(params, number(params, "evaluate.threshold", 0, 1))
+        current = logged_rows(args.log, schema.dataset, params)
+        source = "prediction_log"
+        if len(current) < int(get(params, "drift.min_rows")):
+            source = f"scenario:{params['drift']['scenario']}"
+            current = scenario_rows(test, params, schema.split)
+    except ParamsError as exc:
+        print(f"drift: {exc}", file=sys.stderr)
+        return 2
+    model = joblib.load(args.model)
+    numeric = [f for f in schema.features if schema.catalogue.trait(f).is_numeric]
+
+    def with_predictions(frame: pd.DataFrame) -> pd.DataFrame:
+        """Traits plus P(poisonous) and verdict; logged rows keep what was answered."""
+        out = frame[schema.features].copy()
+        if {"probability", "verdict"} <= set(frame.columns):
+            return out.assign(probability=frame["probability"], verdict=frame["verdict"])
+        out["probability"] = model.predict_proba(out)[:, 1]
+        out["verdict"] = verdicts(out["probability"].to_numpy(), policy)
+        return out
+
+    frames = [with_predictions(train), with_predictions(current)]
+    snapshot = drift_report(*frames, schema.features, numeric, params)
+    summary = {"source": source, "n_reference": len(frames[0]), "n_current": len(frames[1])}
+    summary |= summarise(snapshot, schema.features, params)
+    with atomic_path(args.html) as tmp:
+        snapshot.save_html(str(tmp))
+    write_json(args.json, summary)
+    print(
+        f"drift: {source}, {len(frames[1])} rows vs {len(frames[0])}: drift share "
+        f"{summary['drift_share']:.2f} {summary['drifted_columns'] or ''}; prediction drift "
+        f"{summary['prediction_drift_score']:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

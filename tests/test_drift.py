@@ -1,0 +1,201 @@
+"""The drift stage (real Evidently reports) and `mushroom monitor check`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import rawfixtures
+import repocopy
+from mushroom.classifier import Classifier
+from mushroom.cli import main as mushroom
+from mushroom.predlog import PredictionLog
+from mushroom.stages import drift
+from servefixtures import run_pipeline
+
+
+def run_drift(workdir: Path, tmp_path: Path, log: Path | None = None, **params) -> dict:
+    params_file = rawfixtures.set_params(
+        tmp_path / "params.yaml",
+        {k.replace("__", "."): v for k, v in params.items()},
+        source=workdir / "params.yaml",
+    )
+    out = tmp_path / "drift"
+    assert (
+        drift.main(
+            [
+                "--params",
+                str(params_file),
+                "--prepared",
+                str(workdir / "prepared"),
+                "--model",
+                str(workdir / "models" / "model.joblib"),
+                "--log",
+                str(log or tmp_path / "no-log.db"),
+                "--json",
+                str(out / "drift.json"),
+                "--html",
+                str(out / "drift.html"),
+            ]
+        )
+        == 0
+    )
+    return json.loads((out / "drift.json").read_text())
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_a_plain_sample_raises_no_alarm(uci_model, tmp_path, seed):
+    report = run_drift(uci_model.workdir, tmp_path, drift__seed=seed)
+    assert report["source"] == "scenario:none" and report["n_reference"] == 6499
+    assert report["drifted_columns"] == [] and not report["dataset_drift"]
+    assert not report["prediction_drift"]
+    assert max(report["column_scores"].values()) < 0.1
+
+
+def test_a_shifted_trait_raises_the_alarm_and_is_named(uci_model, tmp_path, capsys):
+    report = run_drift(
+        uci_model.workdir,
+        tmp_path,
+        drift__scenario="shift",
+        drift__shift_column="habitat",
+        drift__shift_to="urban",
+        drift__shift_fraction=0.4,
+    )
+    assert report["source"] == "scenario:shift"
+    assert "habitat" in report["drifted_columns"] and report["dataset_drift"]
+    assert report["column_scores"]["habitat"] >= 0.1
+    capsys.readouterr()
+    code = mushroom(["monitor", "check", "--report", str(tmp_path / "drift" / "drift.json")])
+    assert code in (3, 4)  # dataset drift, and prediction drift if the verdicts moved too
+    assert re.search(
+        r"ALERT dataset drift: \d+% of traits drifted \(.*habitat", capsys.readouterr().out
+    )
+
+
+def test_unseen_species_report_on_the_secondary_data(pulled_repo, tmp_path, capsys):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "raw").symlink_to(pulled_repo / "data" / "raw")
+    rawfixtures.write_params(
+        workdir / "params.yaml",
+        data__dataset="secondary",
+        prepare__split="species",
+        train__cv_folds=2,
+    )
+    env = repocopy.tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    run_pipeline(workdir, env)
+    report = run_drift(
+        workdir, tmp_path, drift__scenario="unseen_species", drift__scenario_rows=5000
+    )
+    assert report["source"] == "scenario:unseen_species" and report["n_current"] == 5000
+    assert set(report["column_scores"]) >= {"cap_diameter", "habitat", "probability"}
+    with capsys.disabled():
+        print(
+            f"\nunseen species (secondary): drift share {report['drift_share']}, drifted "
+            f"{report['drifted_columns']}, prediction drift score "
+            f"{report['prediction_drift_score']}, verdict {report['verdict_drift_score']}"
+        )
+
+
+def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_home, tmp_path):
+    """Rows logged by the service's own code, with traits left out, are the current data."""
+    model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
+    classifier = Classifier(model_dir)
+    import pandas as pd
+
+    test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
+    records = test[classifier.features].to_dict(orient="records")
+    for record in records[::2]:
+        record.pop("habitat")  # left out: logged as missing
+    mushrooms = [classifier.Mushroom.model_validate(r) for r in records[:300]]
+    answers, values = classifier.classify(mushrooms)
+    log = PredictionLog(tmp_path / "predictions.db")
+    log.append(
+        classifier.trait_names,
+        [
+            (
+                a.request_id,
+                "2026-11-26T00:00:00Z",
+                a.model_version,
+                "uci",
+                a.probability_poisonous,
+                a.verdict,
+                *v,
+            )
+            for a, v in zip(answers, values, strict=True)
+        ],
+    )
+    log.close()
+
+    report = run_drift(
+        uci_model.workdir,
+        tmp_path,
+        log=tmp_path / "predictions.db",
+        drift__min_rows=100,
+        drift__window_rows=250,
+    )
+    assert report["source"] == "prediction_log" and report["n_current"] == 250
+    assert "habitat" in report["drifted_columns"]  # half the rows say "missing"
+    too_few = run_drift(
+        uci_model.workdir, tmp_path, log=tmp_path / "predictions.db", drift__min_rows=1000
+    )
+    assert too_few["source"] == "scenario:none"
+
+
+def test_the_html_report_renders_without_network(uci_model, tmp_path):
+    run_drift(uci_model.workdir, tmp_path)
+    html = (tmp_path / "drift" / "drift.html").read_text()
+    assert len(html) > 100_000 and "<script" in html
+    assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:|url\(https?:", html)
+
+
+@pytest.mark.parametrize(
+    ("report", "code", "line"),
+    [
+        ({}, 0, "OK no drift"),
+        (
+            {"dataset_drift": True, "drift_share": 0.1, "drifted_columns": ["odor"]},
+            3,
+            "ALERT dataset drift: 10% of traits drifted (odor)",
+        ),
+        (
+            {"prediction_drift": True, "prediction_drift_score": 0.25},
+            4,
+            "ALERT prediction drift: score 0.250",
+        ),
+        (
+            {
+                "dataset_drift": True,
+                "drift_share": 0.1,
+                "drifted_columns": ["odor"],
+                "prediction_drift": True,
+                "prediction_drift_score": 0.25,
+                "live_false_edible": 2,
+            },
+            5,
+            "ALERT 2 labelled poisonous mushroom(s) were answered edible",
+        ),
+    ],
+)
+def test_monitor_check_exit_codes(tmp_path, capsys, report, code, line):
+    healthy = {
+        "source": "prediction_log",
+        "n_current": 500,
+        "dataset_drift": False,
+        "drift_share": 0.0,
+        "drifted_columns": [],
+        "prediction_drift": False,
+        "prediction_drift_score": 0.01,
+    }
+    path = tmp_path / "drift.json"
+    path.write_text(json.dumps(healthy | report))
+    assert mushroom(["monitor", "check", "--report", str(path)]) == code
+    assert line in capsys.readouterr().out
+
+
+def test_monitor_check_without_a_report(tmp_path, capsys):
+    assert mushroom(["monitor", "check", "--report", str(tmp_path / "absent.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
