@@ -313,3 +313,28 @@ def test_promotion_refuses_a_model_that_failed_the_gate(uci_model, tmp_path):
     assert f"by {metrics['false_edible']}" in refused.stderr
     with sqlite3.connect(workdir / "mlflow.db") as db:
         assert db.execute("select count(*) from model_versions").fetchone() == (0,)
+
+
+def feedback(server: Server, request_id: str, true_class: str) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/feedback",
+        timeout=30,
+        json={"request_id": request_id, "true_class": true_class},
+    )
+
+
+def test_feedback_is_stored_once_and_conflicts_are_refused(uci_server):
+    first, second = classify(uci_server, [{"odor": "foul"}, {"odor": "none"}]).json()
+    stored = feedback(uci_server, first["request_id"], "poisonous")
+    assert stored.status_code == 200 and stored.json()["stored"] is True
+    repeat = feedback(uci_server, first["request_id"], "poisonous")
+    assert repeat.status_code == 200 and repeat.json()["stored"] is False
+    conflict = feedback(uci_server, first["request_id"], "edible")
+    assert conflict.status_code == 409 and "already labelled 'poisonous'" in conflict.text
+    unknown = feedback(uci_server, "f" * 32, "edible")
+    assert unknown.status_code == 404 and "no such prediction" in unknown.text
+    invalid = feedback(uci_server, second["request_id"], "maybe")
+    assert invalid.status_code == 400 and "true_class" in invalid.text
+    log = read_predictions(uci_server.log_path, "uci").set_index("request_id")
+    assert log.loc[first["request_id"], "true_class"] == "poisonous"
+    assert log.loc[second["request_id"], "true_class"] is None

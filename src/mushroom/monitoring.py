@@ -117,3 +117,22 @@ def summarise(snapshot, features: list[str], params: dict) -> dict:
         "prediction_drift": any(prediction.values()),
         "column_scores": {c: round(s, 6) for c, (s, _) in scores.items()},
     }
+
+
+def live_quality(current: pd.DataFrame) -> dict:
+    """Quality on the logged answers whose true class came back as feedback. An uncertain
+    verdict counts as 'do not eat': right for a poisonous mushroom, wrong for an edible one."""
+    if "true_class" not in current:
+        return {}
+    labelled = current[current["true_class"].notna()]
+    if labelled.empty:
+        return {"labelled": 0}
+    said_poisonous = labelled["verdict"] != "edible"
+    truly_poisonous = labelled["true_class"] == "poisonous"
+    false_edible = labelled[~said_poisonous & truly_poisonous]
+    return {
+        "labelled": len(labelled),
+        "live_accuracy": round(float((said_poisonous == truly_poisonous).mean()), 6),
+        "live_false_edible": len(false_edible),
+        "false_edible_request_ids": false_edible["request_id"].tolist(),
+    }

@@ -29,6 +29,14 @@ META_COLUMNS = ("request_id", "logged_at", "model_version", "dataset", "probabil
 TRAIT_COLUMNS = tuple(dict.fromkeys(t.name for c in CATALOGUES.values() for t in c.traits))
 
 
+class UnknownPrediction(LookupError):
+    pass
+
+
+class LabelConflict(ValueError):
+    pass
+
+
 def log_path() -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
@@ -48,6 +56,11 @@ class PredictionLog:
             "create table if not exists predictions (request_id text primary key, "
             "logged_at text not null, model_version text not null, dataset text not null, "
             f"probability real not null, verdict text not null, {traits})"
+        )
+        self._db.execute(
+            "create table if not exists feedback (request_id text primary key "
+            "references predictions, true_class text not null "
+            "check (true_class in ('edible', 'poisonous')), received_at text not null)"
         )
         self._statements: dict[tuple[str, ...], str] = {}
 
@@ -70,19 +83,56 @@ class PredictionLog:
                 self._db.execute("rollback")
                 raise
 
+    def add_feedback(self, request_id: str, true_class: str, received_at: str) -> bool:
+        """Store the true class found out later; False if it was already stored.
+
+        Raises ``UnknownPrediction`` for a request id never answered and ``LabelConflict``
+        when a different class was stored before: a label, once given, is not rewritten."""
+        with self._lock:
+            self._db.execute("begin immediate")
+            try:
+                if not self._db.execute(
+                    "select 1 from predictions where request_id = ?", (request_id,)
+                ).fetchone():
+                    raise UnknownPrediction(f"request_id {request_id!r}: no such prediction")
+                stored = self._db.execute(
+                    "select true_class from feedback where request_id = ?", (request_id,)
+                ).fetchone()
+                if stored and stored[0] != true_class:
+                    raise LabelConflict(
+                        f"request_id {request_id!r} is already labelled "
+                        f"{stored[0]!r}, not {true_class!r}"
+                    )
+                if not stored:
+                    self._db.execute(
+                        "insert into feedback values (?, ?, ?)",
+                        (request_id, true_class, received_at),
+                    )
+                self._db.execute("commit")
+                return not stored
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+
     def close(self) -> None:
         self._db.close()
 
 
 def read_predictions(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
-    """The log as a frame (only ``dataset``'s rows and traits when given), oldest first."""
+    """The log as a frame, oldest first, with each answer's feedback label (``true_class``,
+    None until given); only ``dataset``'s rows and traits when one is named."""
+    traits = [t.name for t in CATALOGUES[dataset].traits] if dataset else list(TRAIT_COLUMNS)
+    columns = ", ".join(f"p.{c}" for c in META_COLUMNS + tuple(traits))
+    where, params = ("where p.dataset = ?", (dataset,)) if dataset else ("", ())
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        if dataset is None:
-            return pd.read_sql("select * from predictions order by rowid", db)
-        traits = [t.name for t in CATALOGUES[dataset].traits]
-        columns = ", ".join(META_COLUMNS + tuple(traits))
+        labels = db.execute("select 1 from sqlite_master where name = 'feedback'").fetchone()
+        label, join = (
+            ("f.true_class", "left join feedback f using (request_id)")
+            if labels
+            else ("null as true_class", "")
+        )
         return pd.read_sql(
-            f"select {columns} from predictions where dataset = ? order by rowid",
+            f"select {columns}, {label} from predictions p {join} {where} order by p.rowid",
             db,
-            params=(dataset,),
+            params=params,
         )

@@ -12,11 +12,12 @@ from __future__ import annotations
 import gc
 import os
 import time
+from http import HTTPStatus
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import bentoml
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,7 +29,7 @@ from mushroom.catalogue import get_catalogue
 from mushroom.classifier import Classifier, read_card
 from mushroom.httpguard import RequestGuard
 from mushroom.modelstore import DEFAULT_TAG, NAME
-from mushroom.predlog import PredictionLog
+from mushroom.predlog import LabelConflict, PredictionLog, UnknownPrediction
 
 dispatch_when_free()
 MODEL_TAG = os.environ.get("MUSHROOM_MODEL", DEFAULT_TAG)
@@ -51,6 +52,16 @@ INFO_KEYS = (
     "policy",
     "features",
 )
+
+
+class Conflict(bentoml.exceptions.BentoMLException):
+    error_code = HTTPStatus.CONFLICT
+
+
+class FeedbackReceipt(BaseModel):
+    request_id: str
+    true_class: Literal["edible", "poisonous"]
+    stored: bool = Field(description="false when this label was already stored")
 
 
 def model_info(request: Request) -> JSONResponse:
@@ -104,6 +115,22 @@ class MushroomClassifier:
             ],
         )
         return answers
+
+    @bentoml.api
+    def feedback(
+        self,
+        request_id: Annotated[str, Field(min_length=1, max_length=64)],
+        true_class: Literal["edible", "poisonous"],
+    ) -> FeedbackReceipt:
+        """The true class of an answered mushroom, found out later (for monitoring)."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        try:
+            stored = self.log.add_feedback(request_id, true_class, now)
+        except UnknownPrediction as exc:
+            raise bentoml.exceptions.NotFound(str(exc)) from None
+        except LabelConflict as exc:
+            raise Conflict(str(exc)) from None
+        return FeedbackReceipt(request_id=request_id, true_class=true_class, stored=stored)
 
 
 MushroomClassifier.add_asgi_middleware(

@@ -21,7 +21,14 @@ import pandas as pd
 
 from mushroom import dataset
 from mushroom.fsutil import atomic_path, write_json
-from mushroom.monitoring import drift_report, logged_rows, scenario_rows, summarise, verdicts
+from mushroom.monitoring import (
+    drift_report,
+    live_quality,
+    logged_rows,
+    scenario_rows,
+    summarise,
+    verdicts,
+)
 from mushroom.params import ParamsError, get, load_params, number
 from mushroom.promote import serving_policy
 
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = [with_predictions(train), with_predictions(current)]
     snapshot = drift_report(*frames, schema.features, numeric, params)
     summary = {"source": source, "n_reference": len(frames[0]), "n_current": len(frames[1])}
-    summary |= summarise(snapshot, schema.features, params)
+    summary |= summarise(snapshot, schema.features, params) | live_quality(current)
     with atomic_path(args.html) as tmp:
         snapshot.save_html(str(tmp))
     write_json(args.json, summary)
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{summary['drift_share']:.2f} {summary['drifted_columns'] or ''}; prediction drift "
         f"{summary['prediction_drift_score']:.3f}"
     )
+    for request_id in summary.get("false_edible_request_ids", []):
+        print(f"drift: FALSE EDIBLE: request {request_id} was answered edible; it is poisonous")
     return 0
 
 
