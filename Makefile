@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 WITH_ENV := source ./env.sh &&
 RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 
-.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve
+.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve bench-drift
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -67,3 +67,6 @@ bench: pull
 
 bench-serve: pull
 	$(WITH_ENV) python bench/serve.py --seconds 10 --repeats 20
+
+bench-drift: pull
+	$(WITH_ENV) python bench/drift.py --repeats 3

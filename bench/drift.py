@@ -1,0 +1,114 @@
+"""Drift stage wall time on the secondary data: 61,069 logged predictions (every raw row)
+against the 48,580-row training split of a species split, including I/O and imports.
+
+Trains a model on a throw-away workdir (logreg + onehot, 2-fold CV), writes the prediction
+log with the service's own logging code, then times ``python -m mushroom.stages.drift``
+(median of --repeats); the baseline, measured in the same run, is starting Python and
+importing the stage's module.
+
+    python bench/drift.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import joblib
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent / "tests"))
+import rawfixtures  # noqa: E402
+from mushroom.catalogue import SECONDARY  # noqa: E402
+from mushroom.monitoring import verdicts  # noqa: E402
+from mushroom.params import load_params  # noqa: E402
+from mushroom.predlog import PredictionLog  # noqa: E402
+from mushroom.promote import serving_policy  # noqa: E402
+from mushroom.rawdata import read_raw  # noqa: E402
+from repocopy import REPO, tool_env  # noqa: E402
+from servefixtures import run_pipeline  # noqa: E402
+
+
+def write_log(workdir: Path, log: Path) -> int:
+    frame = read_raw("secondary", REPO / "data" / "raw")
+    model = joblib.load(workdir / "models" / "model.joblib")
+    features = [t.name for t in SECONDARY.traits]
+    probabilities = model.predict_proba(frame[features])[:, 1]
+    params = load_params(workdir / "params.yaml")
+    answered = verdicts(probabilities, serving_policy(params, params["evaluate"]["threshold"]))
+    rows = [
+        (f"{i:032x}", "2026-11-26T00:00:00Z", "mushroom-classifier:1", "secondary", p, v, *values)
+        for i, (p, v, values) in enumerate(
+            zip(probabilities, answered, frame[features].itertuples(index=False), strict=True)
+        )
+    ]
+    PredictionLog(log).append(features, rows)
+    return len(rows)
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mushroom-drift-bench-") as tmp:
+        workdir = Path(tmp) / "work"
+        workdir.mkdir()
+        (workdir / "raw").symlink_to(REPO / "data" / "raw")
+        rawfixtures.write_params(
+            workdir / "params.yaml",
+            data__dataset="secondary",
+            prepare__split="species",
+            train__cv_folds=2,
+        )
+        env = tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{Path(tmp) / 'mlflow.db'}"}
+        run_pipeline(workdir, env)
+        n_logged = write_log(workdir, Path(tmp) / "predictions.db")
+        stage = [
+            sys.executable,
+            "-m",
+            "mushroom.stages.drift",
+            "--params",
+            str(workdir / "params.yaml"),
+            "--prepared",
+            str(workdir / "prepared"),
+            "--model",
+            str(workdir / "models" / "model.joblib"),
+            "--log",
+            str(Path(tmp) / "predictions.db"),
+            "--json",
+            str(Path(tmp) / "drift.json"),
+            "--html",
+            str(Path(tmp) / "drift.html"),
+        ]
+        baseline = statistics.median(
+            timed([sys.executable, "-c", "import mushroom.stages.drift"], env)
+            for _ in range(args.repeats)
+        )
+        took = statistics.median(timed(stage, env) for _ in range(args.repeats))
+        report = (Path(tmp) / "drift.json").read_text()
+    print(
+        f"# {platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; median of {args.repeats}"
+    )
+    print(
+        f"drift stage, {n_logged:,} logged rows vs the training split: {took:.2f} s "
+        f"(import only {baseline:.2f} s, {took / baseline:.1f}x)"
+    )
+    print(f"report: {report[:160]}...")
+
+
+if __name__ == "__main__":
+    main()
