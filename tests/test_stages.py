@@ -17,85 +17,34 @@ from mushroom.modeling import ENCODERS, MODELS, build_featurizer
 from mushroom.params import load_params
 from mushroom.rawdata import SPECIES_ID
 from mushroom.stages import evaluate, featurize, prepare, train
+from servefixtures import stage_args
 
 
 class Workspace:
-    """Stage outputs laid out under one temp dir, with the CLI flags that point there."""
+    """A pipeline workdir under one temp dir (the layout of ``servefixtures.stage_args``),
+    each stage's CLI run in-process."""
 
     def __init__(self, root: Path, raw: Path, **params):
-        self.root, self.raw = root, raw
+        assert raw == root / "raw", "stage_args reads the raw data from <root>/raw"
+        self.root = root
         self.params = rawfixtures.write_params(root / "params.yaml", **params)
+        self.args = stage_args(root)
 
-    def path(self, name: str) -> str:
-        return str(self.root / name)
+    def run(self, stage) -> int:
+        name = stage.__name__.rsplit(".", 1)[1]
+        return stage.main(["--params", str(self.params), *self.args[name]])
 
     def prepare(self) -> int:
-        return prepare.main(
-            [
-                "--params",
-                str(self.params),
-                "--raw-dir",
-                str(self.raw),
-                "--out-dir",
-                self.path("prepared"),
-                "--summary",
-                self.path("data_summary.json"),
-            ]
-        )
+        return self.run(prepare)
 
     def featurize(self) -> int:
-        return featurize.main(
-            [
-                "--params",
-                str(self.params),
-                "--prepared",
-                self.path("prepared"),
-                "--out-dir",
-                self.path("features"),
-                "--featurizer",
-                self.path("featurizer.joblib"),
-            ]
-        )
+        return self.run(featurize)
 
     def train(self) -> int:
-        return train.main(
-            [
-                "--params",
-                str(self.params),
-                "--prepared",
-                self.path("prepared"),
-                "--features",
-                self.path("features"),
-                "--featurizer",
-                self.path("featurizer.joblib"),
-                "--model",
-                self.path("model.joblib"),
-                "--train-info",
-                self.path("train_info.json"),
-                "--metrics",
-                self.path("cv_metrics.json"),
-            ]
-        )
+        return self.run(train)
 
     def evaluate(self) -> int:
-        return evaluate.main(
-            [
-                "--params",
-                str(self.params),
-                "--prepared",
-                self.path("prepared"),
-                "--model",
-                self.path("model.joblib"),
-                "--cv-metrics",
-                self.path("cv_metrics.json"),
-                "--metrics",
-                self.path("metrics.json"),
-                "--gate",
-                self.path("gate.json"),
-                "--plots",
-                self.path("plots"),
-            ]
-        )
+        return self.run(evaluate)
 
     def json(self, name: str) -> dict:
         return json.loads((self.root / name).read_text())
@@ -122,7 +71,7 @@ def test_prepare_uci_decodes_drops_constant_and_splits_stratified(uci_raw, tmp_p
     assert (train_df["stalk_root"] == MISSING).any()  # "?" made explicit
     shares = [(part[TARGET] == "poisonous").mean() for part in (train_df, test_df)]
     assert abs(shares[0] - shares[1]) < 0.02
-    summary = ws.json("data_summary.json")
+    summary = ws.json("reports/data_summary.json")
     assert summary["rows"] == 400 and summary["train"]["rows"] == 300
     assert summary["missing"]["stalk_root"] == int(
         (pd.concat([train_df, test_df])["stalk_root"] == MISSING).sum()
@@ -138,7 +87,7 @@ def test_prepare_deduplicates_keeping_the_poisonous_label(tmp_path):
     path.write_text("\n".join(lines + [edible_copy, poisonous_copy, lines[1]]) + "\n")
     ws = Workspace(tmp_path, raw)
     assert ws.prepare() == 0
-    summary = ws.json("data_summary.json")
+    summary = ws.json("reports/data_summary.json")
     assert summary["rows_raw"] == 53 and summary["duplicates_dropped"] == 3
     frames = [
         pd.read_parquet(tmp_path / "prepared" / f) for f in (dataset.TRAIN_FILE, dataset.TEST_FILE)
@@ -161,7 +110,7 @@ def test_species_split_holds_out_whole_species(secondary_raw, tmp_path):
     assert set(train_df[SPECIES_ID]).isdisjoint(test_df[SPECIES_ID])
     assert test_df[SPECIES_ID].nunique() == 2 and train_df[SPECIES_ID].nunique() == 4
     assert set(test_df[TARGET]) == {"edible", "poisonous"}  # stratified by species class
-    assert ws.json("data_summary.json")["species"] == {"train": 4, "test": 2, "shared": 0}
+    assert ws.json("reports/data_summary.json")["species"] == {"train": 4, "test": 2, "shared": 0}
 
 
 @pytest.mark.parametrize("encoder", sorted(ENCODERS))
@@ -180,10 +129,10 @@ def test_featurize_fits_on_train_only_and_train_saves_one_pipeline(uci_raw, tmp_
     )
 
     assert ws.train() == 0
-    model = joblib.load(tmp_path / "model.joblib")
+    model = joblib.load(tmp_path / "models" / "model.joblib")
     proba = model.predict_proba(test_df[schema.features])[:, 1]  # readable names in
     assert proba.shape == (len(test_df),) and ((proba >= 0) & (proba <= 1)).all()
-    cv = ws.json("cv_metrics.json")
+    cv = ws.json("reports/cv_metrics.json")
     assert 0.5 < cv["cv_roc_auc"] <= 1.0 and cv["cv_brier"] >= 0
 
 
@@ -193,9 +142,11 @@ def test_every_model_trains_and_learns_the_rule(tmp_path, model):
     rawfixtures.write_uci(raw, n_rows=1000)  # boosting's 20-row leaves need a few hundred rows
     ws = Workspace(tmp_path, raw, train__model=model, train__cv_folds=2)
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
-    info = ws.json("train_info.json")
+    info = ws.json("models/train_info.json")
     assert info["model"] == model and info["n_train"] == 800
-    assert ws.json("cv_metrics.json")["cv_accuracy"] > 0.95  # class = f(odor) in the fixture
+    assert (
+        ws.json("reports/cv_metrics.json")["cv_accuracy"] > 0.95
+    )  # class = f(odor) in the fixture
 
 
 def test_grid_search_picks_from_the_grid_and_reports_it(uci_raw, tmp_path):
@@ -207,9 +158,9 @@ def test_grid_search_picks_from_the_grid_and_reports_it(uci_raw, tmp_path):
         train__search__grid={"logreg": {"C": [0.001, 10.0]}},
     )
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
-    search = ws.json("cv_metrics.json")["search"]
+    search = ws.json("reports/cv_metrics.json")["search"]
     assert search["candidates"] == 2 and search["best_params"]["C"] in (0.001, 10.0)
-    assert ws.json("train_info.json")["hyperparameters"]["C"] == search["best_params"]["C"]
+    assert ws.json("models/train_info.json")["hyperparameters"]["C"] == search["best_params"]["C"]
 
 
 def test_train_rejects_unknown_model(uci_raw, tmp_path, capsys):
@@ -217,7 +168,7 @@ def test_train_rejects_unknown_model(uci_raw, tmp_path, capsys):
     assert ws.prepare() == 0 and ws.featurize() == 0
     assert ws.train() == 2
     assert "train.model = 'svm'" in capsys.readouterr().err
-    assert not (tmp_path / "model.joblib").exists()
+    assert not (tmp_path / "models" / "model.joblib").exists()
 
 
 def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
@@ -233,7 +184,7 @@ def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
     )
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
     assert ws.evaluate() == 0
-    metrics = ws.json("metrics.json")
+    metrics = ws.json("reports/metrics.json")
     test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
     assert metrics["n_test"] == len(test_df)
     assert (metrics["dataset"], metrics["split"]) == ("secondary", "species")
@@ -250,9 +201,10 @@ def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
         assert 0.0 <= metrics[key] <= 1.0, key
     n_poisonous = int((test_df[TARGET] == "poisonous").sum())
     assert metrics["false_edible_rate"] == pytest.approx(metrics["false_edible"] / n_poisonous)
-    gate = ws.json("gate.json")
+    gate = ws.json("reports/gate.json")
     assert gate["passed"] == (metrics["false_edible"] == 0) == metrics["gate_passed"]
-    pngs = {p.name for p in (tmp_path / "plots" / "images").glob("*.png")}
+    plots = tmp_path / "reports" / "plots"
+    pngs = {p.name for p in (plots / "images").glob("*.png")}
     assert pngs == {
         "confusion_matrix.png",
         "roc.png",
@@ -260,14 +212,18 @@ def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
         "calibration.png",
         "feature_importance.png",
     }
-    assert all((tmp_path / "plots" / "images" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
-    assert {p.name for p in (tmp_path / "plots" / "sklearn").glob("*.json")} == {
+    assert all(
+        (tmp_path / "reports" / "plots" / "images" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs
+    )
+    assert {p.name for p in (tmp_path / "reports" / "plots" / "sklearn").glob("*.json")} == {
         "confusion_matrix.json",
         "roc.json",
         "precision_recall.json",
         "calibration.json",
     }
-    importance = json.loads((tmp_path / "plots" / "custom" / "feature_importance.json").read_text())
+    importance = json.loads(
+        (tmp_path / "reports" / "plots" / "custom" / "feature_importance.json").read_text()
+    )
     assert {row["trait"] for row in importance} == set(get_catalogue("secondary").trait_names)
 
     with sqlite3.connect(mlflow_store) as db:
@@ -284,8 +240,8 @@ def test_gate_failure_names_the_metric_and_excess(uci_raw, tmp_path, mlflow_stor
     # A threshold of 1.0 calls nearly everything edible: the gate must fail, loudly.
     ws = Workspace(tmp_path, uci_raw, evaluate__threshold=1.0, train__cv_folds=2)
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0 and ws.evaluate() == 0
-    gate = ws.json("gate.json")
-    assert not gate["passed"] and not ws.json("metrics.json")["gate_passed"]
+    gate = ws.json("reports/gate.json")
+    assert not gate["passed"] and not ws.json("reports/metrics.json")["gate_passed"]
     failed = {c["metric"]: c for c in gate["checks"] if not c["passed"]}
-    assert failed["false_edible"]["excess"] == ws.json("metrics.json")["false_edible"] > 0
+    assert failed["false_edible"]["excess"] == ws.json("reports/metrics.json")["false_edible"] > 0
     assert "gate FAILED: false_edible" in capsys.readouterr().out
