@@ -17,7 +17,7 @@ from pathlib import Path
 from mushroom import dataset, tracking
 from mushroom.fsutil import read_json
 from mushroom.modelstore import ALIAS, CARD_FILE, DEFAULT_TAG, MODEL_FILE, NAME
-from mushroom.params import get, load_params
+from mushroom.params import ParamsError, get, load_params
 
 
 class PromotionRefused(RuntimeError):
@@ -37,7 +37,7 @@ def require_gate_passed(gate: dict) -> None:
 def serving_policy(params: dict, threshold: float) -> dict:
     low, high = get(params, "serve.abstain_zone")
     if not 0 <= low <= high <= 1:
-        raise PromotionRefused(
+        raise ParamsError(
             f"params.yaml: serve.abstain_zone [{low}, {high}] must satisfy 0 <= low <= high <= 1"
         )
     # Edible only below what the gate validated: never above evaluate.threshold.
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         card = promote(args.params, args.prepared, args.model, args.reports, args.train_info)
-    except PromotionRefused as exc:
+    except (PromotionRefused, ParamsError) as exc:
         print(f"promote: refused: {exc}", file=sys.stderr)
         return 3
     print(
