@@ -1,7 +1,8 @@
-"""The ``mushroom`` command: batch scoring and promotion.
+"""The ``mushroom`` command: batch scoring, promotion, monitoring.
 
-mushroom predict INPUT.csv -o OUTPUT.csv [--model TAG]
+mushroom predict INPUT.csv -o OUTPUT.csv [--model TAG] [--passthrough COLUMN ...]
 mushroom promote
+mushroom monitor check [--report reports/drift.json]
 """
 
 from __future__ import annotations
@@ -132,11 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     monitor = commands.add_parser("monitor", help="monitoring").add_subparsers(
         dest="action", required=True
     )
+    exits = (
+        f"exit {HEALTHY}: healthy, {DATASET_DRIFT}: dataset drift, {PREDICTION_DRIFT}: "
+        f"prediction drift, {LABELLED_FALSE_EDIBLE}: a labelled false edible"
+    )
     check = monitor.add_parser(
         "check",
-        help="alert on the drift stage's findings "
-        f"(exit {DATASET_DRIFT}: dataset drift, {PREDICTION_DRIFT}: "
-        f"prediction drift, {LABELLED_FALSE_EDIBLE}: labelled false edible)",
+        help="alert on the drift stage's findings",
+        description=f"One line per finding; {exits}.",
     )
     check.add_argument("--report", type=Path, default=Path("reports/drift.json"))
     args, rest = parser.parse_known_args(argv)
