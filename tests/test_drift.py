@@ -113,21 +113,7 @@ def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_
     mushrooms = [classifier.Mushroom.model_validate(r) for r in records[:300]]
     answers, values = classifier.classify(mushrooms)
     log = PredictionLog(tmp_path / "predictions.db")
-    log.append(
-        classifier.trait_names,
-        [
-            (
-                a.request_id,
-                "2026-11-26T00:00:00Z",
-                a.model_version,
-                "uci",
-                a.probability_poisonous,
-                a.verdict,
-                *v,
-            )
-            for a, v in zip(answers, values, strict=True)
-        ],
-    )
+    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
     log.close()
 
     report = run_drift(
@@ -199,3 +185,36 @@ def test_monitor_check_exit_codes(tmp_path, capsys, report, code, line):
 def test_monitor_check_without_a_report(tmp_path, capsys):
     assert mushroom(["monitor", "check", "--report", str(tmp_path / "absent.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_feedback_labels_join_the_log_and_false_edibles_are_named(
+    uci_model, bentoml_home, tmp_path, capsys
+):
+    model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
+    classifier = Classifier(model_dir)
+    mushrooms = [
+        classifier.Mushroom.model_validate({"odor": odor})
+        for odor in ["none", "foul", "almond", "none"] * 60
+    ]
+    answers, values = classifier.classify(mushrooms)
+    log = PredictionLog(tmp_path / "predictions.db")
+    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
+    edible = [a.request_id for a in answers if a.verdict == "edible"]
+    poisonous = [a.request_id for a in answers if a.verdict == "poisonous"]
+    assert len(edible) >= 3 and poisonous
+    # Two edible answers turn out poisonous, one is confirmed, one poisonous is confirmed.
+    for request_id in edible[:2]:
+        assert log.add_feedback(request_id, "poisonous", "2026-11-27T00:00:00Z")
+    assert log.add_feedback(edible[2], "edible", "2026-11-27T00:00:00Z")
+    assert log.add_feedback(poisonous[0], "poisonous", "2026-11-27T00:00:00Z")
+    log.close()
+    capsys.readouterr()
+    report = run_drift(
+        uci_model.workdir, tmp_path, log=tmp_path / "predictions.db", drift__min_rows=100
+    )
+    assert report["source"] == "prediction_log" and report["labelled"] == 4
+    assert report["live_false_edible"] == 2 and report["live_accuracy"] == 0.5
+    assert sorted(report["false_edible_request_ids"]) == sorted(edible[:2])
+    out = capsys.readouterr().out
+    assert all(f"FALSE EDIBLE: request {i}" in out for i in edible[:2])
+    assert mushroom(["monitor", "check", "--report", str(tmp_path / "drift" / "drift.json")]) == 5

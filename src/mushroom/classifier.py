@@ -78,3 +78,19 @@ class Classifier:
             )
             values.append(row)
         return answers, values
+
+    def log_rows(self, answers: list[Answer], values: list[tuple], logged_at: str) -> list[tuple]:
+        """The rows ``PredictionLog.append(self.trait_names, rows)`` takes for these answers."""
+        dataset = self.catalogue.name
+        return [
+            (
+                a.request_id,
+                logged_at,
+                a.model_version,
+                dataset,
+                a.probability_poisonous,
+                a.verdict,
+                *v,
+            )
+            for a, v in zip(answers, values, strict=True)
+        ]

@@ -97,23 +97,8 @@ class MushroomClassifier:
     ) -> list[Answer]:
         answers, values = self.classifier.classify(mushrooms)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        dataset = self.classifier.catalogue.name
         # Logged before answering: every answered prediction is in the log.
-        self.log.append(
-            self.classifier.trait_names,
-            [
-                (
-                    a.request_id,
-                    now,
-                    a.model_version,
-                    dataset,
-                    a.probability_poisonous,
-                    a.verdict,
-                    *v,
-                )
-                for a, v in zip(answers, values, strict=True)
-            ],
-        )
+        self.log.append(self.classifier.trait_names, self.classifier.log_rows(answers, values, now))
         return answers
 
     @bentoml.api
