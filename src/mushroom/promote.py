@@ -18,6 +18,7 @@ from mushroom import dataset, tracking
 from mushroom.fsutil import read_json
 from mushroom.modelstore import ALIAS, CARD_FILE, DEFAULT_TAG, MODEL_FILE, NAME
 from mushroom.params import ParamsError, get, load_params
+from mushroom.stages.train import timing_path
 
 
 class PromotionRefused(RuntimeError):
@@ -98,6 +99,8 @@ def promote(
             "`python -m mushroom.stages.evaluate --skip-if-logged`) first"
         )
     schema, info = dataset.read_schema(prepared), read_json(train_info)
+    timing = timing_path(train_info)
+    info |= read_json(timing) if timing.exists() else {"trained_at": None, "training_seconds": None}
     tags = {"git_commit": tracking.git_commit(), "dataset": schema.dataset, "split": schema.split}
     tags |= {f"test_{k}": str(v) for k, v in metrics.items() if isinstance(v, int | float)}
     version = register_in_mlflow(run_id, digest, tags)

@@ -39,6 +39,10 @@ CV_SCORES = {
 }
 
 
+def timing_path(train_info: Path) -> Path:
+    return train_info.with_name("train_timing.json")
+
+
 def cv_splitter(schema: dataset.Schema, folds: int, seed: int):
     if schema.split == "species":
         return StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -123,8 +127,14 @@ def main(argv: list[str] | None = None) -> int:
             "split": schema.split,
             "n_train": len(train),
             "cv_folds": folds,
-            "training_seconds": round(seconds, 2),
+        },
+    )
+    # When and how long: kept out of the DVC-tracked outputs, which stay reproducible.
+    write_json(
+        timing_path(args.train_info),
+        {
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "training_seconds": round(seconds, 2),
         },
     )
     print(
