@@ -25,15 +25,14 @@ import joblib
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
-import rawfixtures  # noqa: E402
 from mushroom.catalogue import SECONDARY  # noqa: E402
 from mushroom.monitoring import verdicts  # noqa: E402
 from mushroom.params import load_params  # noqa: E402
 from mushroom.predlog import PredictionLog  # noqa: E402
 from mushroom.promote import serving_policy  # noqa: E402
 from mushroom.rawdata import read_raw  # noqa: E402
-from repocopy import REPO, tool_env  # noqa: E402
-from servefixtures import run_pipeline  # noqa: E402
+from repocopy import REPO  # noqa: E402
+from servefixtures import trained_workdir  # noqa: E402
 
 
 def write_log(workdir: Path, log: Path) -> int:
@@ -65,16 +64,13 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mushroom-drift-bench-") as tmp:
         workdir = Path(tmp) / "work"
-        workdir.mkdir()
-        (workdir / "raw").symlink_to(REPO / "data" / "raw")
-        rawfixtures.write_params(
-            workdir / "params.yaml",
+        env = trained_workdir(
+            workdir,
+            REPO / "data" / "raw",
             data__dataset="secondary",
             prepare__split="species",
             train__cv_folds=2,
         )
-        env = tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{Path(tmp) / 'mlflow.db'}"}
-        run_pipeline(workdir, env)
         n_logged = write_log(workdir, Path(tmp) / "predictions.db")
         stage = [
             sys.executable,

@@ -112,17 +112,23 @@ def promote(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     )
 
 
-def build_and_promote(workdir: Path, raw: Path, bentoml_home: Path, **params) -> Promoted:
-    """Train on ``raw`` (linked into workdir), log to workdir's own MLflow store, promote
-    into the shared ``bentoml_home``."""
+def trained_workdir(
+    workdir: Path, raw: Path, extra_env: dict | None = None, **params
+) -> dict[str, str]:
+    """Run the pipeline in ``workdir``: raw data linked from ``raw``, the repository's
+    params with ``params`` overrides, its own MLflow store. Returns the environment used."""
     workdir.mkdir(parents=True)
     (workdir / "raw").symlink_to(raw)
     rawfixtures.write_params(workdir / "params.yaml", **params)
-    env = repocopy.tool_env() | {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
-        "BENTOML_HOME": str(bentoml_home),
-    }
+    env = repocopy.tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    env |= extra_env or {}
     run_pipeline(workdir, env)
+    return env
+
+
+def build_and_promote(workdir: Path, raw: Path, bentoml_home: Path, **params) -> Promoted:
+    """A trained workdir, promoted into the shared ``bentoml_home``."""
+    env = trained_workdir(workdir, raw, {"BENTOML_HOME": str(bentoml_home)}, **params)
     done = promote(workdir, env)
     assert done.returncode == 0, f"promote failed:\n{done.stdout}\n{done.stderr}"
     found = re.search(r"version (\d+) is 'champion'.*BentoML model (\S+)", done.stdout)

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 
 import rawfixtures
-import repocopy
 from mushroom.classifier import Classifier
 from mushroom.cli import main as mushroom
 from mushroom.predlog import PredictionLog
 from mushroom.stages import drift
-from servefixtures import run_pipeline
+from servefixtures import trained_workdir
 
 
 def run_drift(workdir: Path, tmp_path: Path, log: Path | None = None, **params) -> dict:
@@ -77,16 +76,13 @@ def test_a_shifted_trait_raises_the_alarm_and_is_named(uci_model, tmp_path, caps
 
 def test_unseen_species_report_on_the_secondary_data(pulled_repo, tmp_path, capsys):
     workdir = tmp_path / "work"
-    workdir.mkdir()
-    (workdir / "raw").symlink_to(pulled_repo / "data" / "raw")
-    rawfixtures.write_params(
-        workdir / "params.yaml",
+    trained_workdir(
+        workdir,
+        pulled_repo / "data" / "raw",
         data__dataset="secondary",
         prepare__split="species",
         train__cv_folds=2,
     )
-    env = repocopy.tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-    run_pipeline(workdir, env)
     report = run_drift(
         workdir, tmp_path, drift__scenario="unseen_species", drift__scenario_rows=5000
     )

@@ -297,15 +297,17 @@ def test_promoting_the_same_model_again_changes_nothing(uci_model, tmp_path):
 
 
 def test_promotion_refuses_a_model_that_failed_the_gate(uci_model, tmp_path):
-    from servefixtures import run_pipeline
+    from servefixtures import trained_workdir
 
     workdir = tmp_path / "work"
-    workdir.mkdir()
-    (workdir / "raw").symlink_to((uci_model.workdir / "raw").resolve())
     # Threshold 1.0 calls (almost) every poisonous mushroom edible.
-    rawfixtures.write_params(workdir / "params.yaml", train__cv_folds=2, evaluate__threshold=1.0)
-    env = uci_model.env | {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
-    run_pipeline(workdir, env)
+    env = trained_workdir(
+        workdir,
+        (uci_model.workdir / "raw").resolve(),
+        {"BENTOML_HOME": uci_model.env["BENTOML_HOME"]},
+        train__cv_folds=2,
+        evaluate__threshold=1.0,
+    )
     refused = promote(workdir, env)
     assert refused.returncode == 3
     assert "refused: the evaluate gate failed: false_edible" in refused.stderr
