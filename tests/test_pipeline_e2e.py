@@ -102,6 +102,10 @@ def test_temp_experiment_logs_to_the_workspace_mlflow_store(repo):
     assert runs["run_uuid"].nunique() == before + 1
     assert runs["name"].str.startswith("naive_bayes-").any()
     assert not list((repo / ".dvc" / "tmp").rglob("mlflow.db"))  # nothing left in the copy
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        artifacts = [uri for (uri,) in db.execute("select artifact_uri from runs")]
+    assert all(uri.startswith(str(repo / "mlruns")) for uri in artifacts)
+    assert len(list((repo / "mlruns").rglob("MLmodel"))) == len(artifacts)
     assert "naive_bayes" in run(["dvc", "exp", "show", "--md", "--no-pager"], repo)
 
 

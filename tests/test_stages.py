@@ -227,13 +227,17 @@ def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
     assert {row["trait"] for row in importance} == set(get_catalogue("secondary").trait_names)
 
     with sqlite3.connect(mlflow_store) as db:
-        (run_id,) = db.execute("select run_uuid from runs where status = 'FINISHED'").fetchone()
+        run_id, artifacts = db.execute(
+            "select run_uuid, artifact_uri from runs where status = 'FINISHED'"
+        ).fetchone()
         logged = dict(db.execute("select key, value from metrics where run_uuid = ?", (run_id,)))
         tags = dict(db.execute("select key, value from tags where run_uuid = ?", (run_id,)))
         params = dict(db.execute("select key, value from params where run_uuid = ?", (run_id,)))
     assert logged["false_edible"] == metrics["false_edible"] and "cv_roc_auc" in logged
     assert tags["dataset"] == "secondary" and len(tags["inputs_sha256"]) == 64
     assert params["prepare.split"] == "species" and params["train.model"] == "logreg"
+    assert artifacts.startswith(str(mlflow_store.parent / "mlruns"))  # beside the store
+    assert list((mlflow_store.parent / "mlruns").rglob("MLmodel"))
 
 
 def test_gate_failure_names_the_metric_and_excess(uci_raw, tmp_path, mlflow_store, capsys):

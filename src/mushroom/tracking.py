@@ -59,11 +59,24 @@ def inputs_digest(paths: list[Path], params: dict) -> str:
     return digest.hexdigest()
 
 
+def artifact_root(uri: str) -> str | None:
+    """``mlruns/`` beside a local SQLite store. MLflow's default is ``./mlruns`` of whatever
+    directory first creates the experiment: a ``dvc exp run --temp`` copy that is deleted
+    afterwards, or the checkout a test happened to run from."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None  # a tracking server decides where artifacts go
+    return str(Path(uri.removeprefix(prefix)).parent / "mlruns")
+
+
 def configure():
     """Import MLflow pointed at the project store; returns the module."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root(uri))
     mlflow.set_experiment(EXPERIMENT)
     return mlflow
 
