@@ -127,7 +127,7 @@ def in_process(model_dir: Path, row: dict, repeats: int = 2000) -> tuple[float, 
     from mushroom.classifier import Classifier
 
     classifier = Classifier(model_dir)
-    mushroom = [classifier.Mushroom.model_validate(row)]
+    mushroom = [classifier.mushroom(row)]
     index, numbers = classifier.scorer.index_frame(pd.DataFrame([row])[classifier.features])
     pipeline = joblib.load(model_dir / "model.joblib")
     frame = pd.DataFrame([row])[classifier.features]

@@ -106,7 +106,7 @@ def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_
     records = test[classifier.features].to_dict(orient="records")
     for record in records[::2]:
         record.pop("habitat")  # left out: logged as missing
-    mushrooms = [classifier.Mushroom.model_validate(r) for r in records[:300]]
+    mushrooms = [classifier.mushroom(r) for r in records[:300]]
     answers, values = classifier.classify(mushrooms)
     log = PredictionLog(tmp_path / "predictions.db")
     log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
@@ -189,14 +189,13 @@ def test_feedback_labels_join_the_log_and_false_edibles_are_named(
     model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
     classifier = Classifier(model_dir)
     mushrooms = [
-        classifier.Mushroom.model_validate({"odor": odor})
-        for odor in ["none", "foul", "almond", "none"] * 60
+        classifier.mushroom({"odor": odor}) for odor in ["none", "foul", "almond", "none"] * 60
     ]
     answers, values = classifier.classify(mushrooms)
     log = PredictionLog(tmp_path / "predictions.db")
     log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
-    edible = [a.request_id for a in answers if a.verdict == "edible"]
-    poisonous = [a.request_id for a in answers if a.verdict == "poisonous"]
+    edible = [a["request_id"] for a in answers if a["verdict"] == "edible"]
+    poisonous = [a["request_id"] for a in answers if a["verdict"] == "poisonous"]
     assert len(edible) >= 3 and poisonous
     # Two edible answers turn out poisonous, one is confirmed, one poisonous is confirmed.
     for request_id in edible[:2]:

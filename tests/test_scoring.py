@@ -72,3 +72,46 @@ def test_missing_measurement_is_imputed_like_the_pipeline(frames, tmp_path):
     scorer = FastScorer(pipeline, features, catalogue)
     fast = scorer.predict_proba(*scorer.index_frame(holes))
     np.testing.assert_allclose(fast, pipeline.predict_proba(holes[features])[:, 1], atol=1e-9)
+
+
+def test_the_classifier_answers_like_the_pipeline_however_values_are_spelled(
+    frames, uci_model, bentoml_home
+):
+    """Readable names, code letters in either case and odd spellings give one answer; the
+    logged traits are the readable names; request ids are unique and grow with time."""
+    import joblib
+
+    from mushroom.classifier import Classifier
+
+    model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
+    classifier = Classifier(model_dir)
+    rows = frames["uci"].sample(500, random_state=3)
+    traits = get_catalogue("uci").traits
+    names = rows[[t.name for t in traits]].to_dict(orient="records")
+    code_of = {t.name: {name: code for code, name in t.codes.items()} for t in traits}
+    spelled = {
+        "names": names,
+        "codes": [
+            {t.column: code_of[t.name].get(r[t.name], "?").upper() for t in traits} for r in names
+        ],
+        "odd case": [{k: f" {v.title()} " for k, v in r.items() if v != "missing"} for r in names],
+    }
+    results = {
+        how: classifier.classify([classifier.mushroom(r) for r in rows])
+        for how, rows in spelled.items()
+    }
+    expected = joblib.load(model_dir / "model.joblib").predict_proba(rows[classifier.features])[
+        :, 1
+    ]
+    for answers, values in results.values():
+        fast = [a["probability_poisonous"] for a in answers]
+        np.testing.assert_allclose(fast, expected, rtol=0, atol=1e-9)
+        assert [list(row) for row in zip(*values, strict=True)] == [list(r.values()) for r in names]
+        for answer, row in zip(answers, names, strict=True):
+            gone = [f for f in classifier.features if row[f] == "missing"]
+            assert answer["missing_traits"] == gone
+    verdicts = [[a["verdict"] for a in answers] for answers, _ in results.values()]
+    assert verdicts[0] == verdicts[1] == verdicts[2]
+    ids = [a["request_id"] for answers, _ in results.values() for a in answers]
+    assert len(set(ids)) == len(ids) and ids == sorted(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

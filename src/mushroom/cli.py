@@ -24,13 +24,13 @@ HEALTHY, DATASET_DRIFT, PREDICTION_DRIFT, LABELLED_FALSE_EDIBLE = 0, 3, 4, 5
 MAX_REPORTED_ERRORS = 20
 
 
-def validate_rows(frame: pd.DataFrame, mushroom_model, source: Path) -> list:
+def validate_rows(frame: pd.DataFrame, validate, source: Path) -> list:
     """Validate every row like the API does; errors name the file line and the field."""
     mushrooms, errors = [], []
     for position, row in enumerate(frame.to_dict(orient="records")):
         given = {key: value for key, value in row.items() if value != ""}  # blank = missing
         try:
-            mushrooms.append(mushroom_model.model_validate(given))
+            mushrooms.append(validate(given))
         except ValidationError as exc:
             for error in exc.errors():
                 field = "".join(f"{part}: " for part in error["loc"])
@@ -56,7 +56,7 @@ def predict(args: argparse.Namespace) -> int:
         if missing:
             raise ValueError(f"{args.input}: no column(s) {', '.join(missing)} to pass through")
         traits = frame.drop(columns=args.passthrough)
-        mushrooms = validate_rows(traits, classifier.Mushroom, args.input)
+        mushrooms = validate_rows(traits, classifier.mushroom, args.input)
     except (OSError, pd.errors.ParserError, ValueError) as exc:
         print(f"mushroom predict: {exc}", file=sys.stderr)
         return 2
@@ -66,9 +66,9 @@ def predict(args: argparse.Namespace) -> int:
         print(f"\rscored {len(answers):,}/{len(mushrooms):,} mushrooms", end="", file=sys.stderr)
     print(file=sys.stderr)
     out = frame.assign(
-        verdict=[a.verdict for a in answers],
-        probability_poisonous=[a.probability_poisonous for a in answers],
-        missing_traits=[";".join(a.missing_traits) for a in answers],
+        verdict=[a["verdict"] for a in answers],
+        probability_poisonous=[a["probability_poisonous"] for a in answers],
+        missing_traits=[";".join(a["missing_traits"]) for a in answers],
         model_version=classifier.version,
     )
     write_with(args.output, lambda path: out.to_csv(path, index=False))

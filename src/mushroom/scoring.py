@@ -93,3 +93,13 @@ class FastScorer:
         )
         numbers = frame[[t.name for t in self.numeric]].to_numpy(dtype=float)
         return index.astype(int), numbers
+
+
+def verdicts(p: np.ndarray, policy: dict) -> np.ndarray:
+    """The verdict for each P(poisonous) under a serving policy (``promote.serving_policy``):
+    edible below ``edible_below``, poisonous from ``poisonous_from``, uncertain between."""
+    return np.where(
+        p < policy["edible_below"],
+        "edible",
+        np.where(p >= policy["poisonous_from"], "poisonous", "uncertain"),
+    )

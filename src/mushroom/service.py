@@ -20,10 +20,10 @@ import bentoml
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mushroom.api_schema import Answer, mushroom_model
+from mushroom.api_schema import ANSWERS, Answer, mushroom_model
 from mushroom.batching import dispatch_when_free
 from mushroom.catalogue import get_catalogue
 from mushroom.classifier import Classifier, read_card
@@ -95,10 +95,10 @@ class MushroomClassifier:
     def classify(
         self, mushrooms: Annotated[list[Mushroom], Field(min_length=1, max_length=MAX_MUSHROOMS)]
     ) -> list[Answer]:
-        answers, values = self.classifier.classify(mushrooms)
+        answers, traits = self.classifier.classify(mushrooms)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         # Logged before answering: every answered prediction is in the log.
-        self.log.append(self.classifier.trait_names, self.classifier.log_rows(answers, values, now))
+        self.log.append(self.classifier.trait_names, self.classifier.log_rows(answers, traits, now))
         return answers
 
     @bentoml.api
@@ -121,6 +121,14 @@ class MushroomClassifier:
 MushroomClassifier.add_asgi_middleware(
     RequestGuard, max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM
 )
-# BentoML derives a list-typed answer's media type by rebuilding its JSON schema on every
-# response (a quarter of the server's CPU at concurrency 8); it is always JSON.
-MushroomClassifier.apis["classify"].output_spec.media_type = "application/json"
+
+
+async def answers_response(_spec: type, answers: list[Answer], _serde: object) -> Response:
+    """The answers as JSON, serialised once, in Rust. BentoML's own path re-validates the
+    list, dumps it to Python twice and encodes with ``json``: 2 ms of a 1,000-mushroom
+    request; it also derives the media type by rebuilding the answer's JSON schema on every
+    response, which was a quarter of the server's CPU at concurrency 8."""
+    return Response(ANSWERS.dump_json(answers), media_type="application/json")
+
+
+MushroomClassifier.apis["classify"].output_spec.to_http_response = classmethod(answers_response)
