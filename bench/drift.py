@@ -26,11 +26,11 @@ import joblib
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
 from mushroom.catalogue import SECONDARY  # noqa: E402
-from mushroom.monitoring import verdicts  # noqa: E402
 from mushroom.params import load_params  # noqa: E402
 from mushroom.predlog import PredictionLog  # noqa: E402
 from mushroom.promote import serving_policy  # noqa: E402
 from mushroom.rawdata import read_raw  # noqa: E402
+from mushroom.scoring import verdicts  # noqa: E402
 from repocopy import REPO  # noqa: E402
 from servefixtures import trained_workdir  # noqa: E402
 

@@ -9,39 +9,43 @@ from pathlib import Path
 import pytest
 
 import rawfixtures
+import repocopy
 from mushroom.classifier import Classifier
 from mushroom.cli import main as mushroom
 from mushroom.predlog import PredictionLog
 from mushroom.stages import drift
-from servefixtures import trained_workdir
+from servefixtures import run_module, trained_workdir
 
 
-def run_drift(workdir: Path, tmp_path: Path, log: Path | None = None, **params) -> dict:
+def run_drift(
+    workdir: Path, tmp_path: Path, log: Path | None = None, as_process: bool = False, **params
+) -> dict:
+    """The stage on ``workdir``'s model; ``as_process``: as DVC runs it (``python -m``)."""
     params_file = rawfixtures.set_params(
         tmp_path / "params.yaml",
         {k.replace("__", "."): v for k, v in params.items()},
         source=workdir / "params.yaml",
     )
     out = tmp_path / "drift"
-    assert (
-        drift.main(
-            [
-                "--params",
-                str(params_file),
-                "--prepared",
-                str(workdir / "prepared"),
-                "--model",
-                str(workdir / "models" / "model.joblib"),
-                "--log",
-                str(log or tmp_path / "no-log.db"),
-                "--json",
-                str(out / "drift.json"),
-                "--html",
-                str(out / "drift.html"),
-            ]
-        )
-        == 0
-    )
+    args = [
+        "--params",
+        str(params_file),
+        "--prepared",
+        str(workdir / "prepared"),
+        "--model",
+        str(workdir / "models" / "model.joblib"),
+        "--log",
+        str(log or tmp_path / "no-log.db"),
+        "--json",
+        str(out / "drift.json"),
+        "--html",
+        str(out / "drift.html"),
+    ]
+    if as_process:
+        done = run_module("mushroom.stages.drift", args, repocopy.tool_env())
+        assert done.returncode == 0, done.stderr
+    else:
+        assert drift.main(args) == 0
     return json.loads((out / "drift.json").read_text())
 
 
@@ -52,6 +56,7 @@ def test_a_plain_sample_raises_no_alarm(uci_model, tmp_path, seed):
     assert report["drifted_columns"] == [] and not report["dataset_drift"]
     assert not report["prediction_drift"]
     assert max(report["column_scores"].values()) < 0.1
+    assert "Dataset Drift is NOT detected" in (tmp_path / "drift" / "drift.html").read_text()
 
 
 def test_a_shifted_trait_raises_the_alarm_and_is_named(uci_model, tmp_path, capsys):
@@ -66,6 +71,8 @@ def test_a_shifted_trait_raises_the_alarm_and_is_named(uci_model, tmp_path, caps
     assert report["source"] == "scenario:shift"
     assert "habitat" in report["drifted_columns"] and report["dataset_drift"]
     assert report["column_scores"]["habitat"] >= 0.1
+    # One drifted trait of 21 is dataset drift under share_threshold 0; the HTML agrees.
+    assert "Dataset Drift is detected" in (tmp_path / "drift" / "drift.html").read_text()
     capsys.readouterr()
     code = mushroom(["monitor", "check", "--report", str(tmp_path / "drift" / "drift.json")])
     assert code in (3, 4)  # dataset drift, and prediction drift if the verdicts moved too
@@ -128,7 +135,7 @@ def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_
 
 
 def test_the_html_report_renders_without_network(uci_model, tmp_path):
-    run_drift(uci_model.workdir, tmp_path)
+    run_drift(uci_model.workdir, tmp_path, as_process=True)
     html = (tmp_path / "drift" / "drift.html").read_text()
     assert len(html) > 100_000 and "<script" in html
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:|url\(https?:", html)
@@ -213,3 +220,41 @@ def test_feedback_labels_join_the_log_and_false_edibles_are_named(
     out = capsys.readouterr().out
     assert all(f"FALSE EDIBLE: request {i}" in out for i in edible[:2])
     assert mushroom(["monitor", "check", "--report", str(tmp_path / "drift" / "drift.json")]) == 5
+
+
+def test_the_html_shows_classification_quality_once_labels_come_back(
+    uci_model, bentoml_home, tmp_path
+):
+    """Evidently's quality section appears with the first label, with drift.json's accuracy;
+    labels of one class only (no binary rates to compute) still render."""
+    model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
+    classifier = Classifier(model_dir)
+    mushrooms = [classifier.mushroom({"odor": o}) for o in ["none", "foul"] * 60]
+    answers, values = classifier.classify(mushrooms)
+    log = PredictionLog(tmp_path / "predictions.db")
+    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
+    edible = [a["request_id"] for a in answers if a["verdict"] == "edible"]
+    poisonous = [a["request_id"] for a in answers if a["verdict"] == "poisonous"]
+
+    def drift_with_html() -> tuple[dict, str]:
+        report = run_drift(
+            uci_model.workdir, tmp_path, log=tmp_path / "predictions.db", drift__min_rows=100
+        )
+        return report, (tmp_path / "drift" / "drift.html").read_text()
+
+    report, html = drift_with_html()
+    assert report["labelled"] == 0 and "Accuracy" not in html and "true_class" not in html
+
+    assert log.add_feedback(poisonous[0], "poisonous", "2026-11-27T00:00:00Z")
+    report, html = drift_with_html()
+    assert report["live_accuracy"] == 1.0
+    assert re.search(r'"title": "Accuracy metric".{0,200}"value": "1.000"', html)
+
+    assert log.add_feedback(edible[0], "poisonous", "2026-11-27T00:00:00Z")
+    assert log.add_feedback(edible[1], "edible", "2026-11-27T00:00:00Z")
+    log.close()
+    report, html = drift_with_html()
+    assert report["labelled"] == 3 and report["live_false_edible"] == 1
+    assert "Classification Model Performance. Target: 'true_class" in html
+    shown = re.search(r'"value": "([\d.]+)", "label": "Accuracy"', html)
+    assert shown and float(shown.group(1)) == pytest.approx(report["live_accuracy"], abs=5e-4)

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 NAME = "mushroom-classifier"
 """The MLflow registered model and the BentoML store entry."""
 ALIAS = "champion"
 CARD_FILE, MODEL_FILE = "model_card.json", "model.joblib"
 DEFAULT_TAG = f"{NAME}:latest"
 """Promotion saves a new store entry whenever the champion changes, so latest is it."""
+
+
+def timing_path(train_info: Path) -> Path:
+    """When and how long training took: beside train_info.json, not a DVC output (it
+    differs on every run)."""
+    return train_info.with_name("train_timing.json")

@@ -16,9 +16,8 @@ from pathlib import Path
 
 from mushroom import dataset, tracking
 from mushroom.fsutil import read_json
-from mushroom.modelstore import ALIAS, CARD_FILE, DEFAULT_TAG, MODEL_FILE, NAME
+from mushroom.modelstore import ALIAS, CARD_FILE, DEFAULT_TAG, MODEL_FILE, NAME, timing_path
 from mushroom.params import ParamsError, get, load_params
-from mushroom.stages.train import timing_path
 
 
 class PromotionRefused(RuntimeError):

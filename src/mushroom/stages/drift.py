@@ -8,11 +8,13 @@ moved to one value in a share of rows), ``unseen_species`` (secondary, species s
 held-out species). Only distance methods are offered: a trait drifts when its distance
 is at least its threshold. Chi-square p-values flag unshifted columns at tens of
 thousands of rows, so the defaults (Jensen-Shannon, Wasserstein, 0.1) judge effect size.
+When logged answers have feedback labels, drift.html ends with their classification quality.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from pathlib import Path
 
@@ -27,10 +29,11 @@ from mushroom.monitoring import (
     logged_rows,
     scenario_rows,
     summarise,
-    verdicts,
+    with_quality_section,
 )
 from mushroom.params import ParamsError, get, load_params, number
 from mushroom.promote import serving_policy
+from mushroom.scoring import verdicts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"source": source, "n_reference": len(frames[0]), "n_current": len(frames[1])}
     summary |= summarise(snapshot, schema.features, params) | live_quality(current)
     with atomic_path(args.html) as tmp:
-        snapshot.save_html(str(tmp))
+        with_quality_section(snapshot, current).save_html(str(tmp))
     write_json(args.json, summary)
     print(
         f"drift: {source}, {len(frames[1])} rows vs {len(frames[0])}: drift share "
@@ -85,4 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Importing Evidently builds ~300k objects that live until exit; cyclic GC passes over
+    # them cost ~0.6 s while it imports and ~1 s in the interpreter's final collection,
+    # which skips frozen objects. Cycles made here grow with the metrics, not the rows:
+    # GC off changes peak RSS by < 3 % (0.6 GB at 61k logged rows, 0.9 GB at 183k).
+    gc.disable()
+    code = main()
+    gc.freeze()
+    sys.exit(code)

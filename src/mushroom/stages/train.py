@@ -28,6 +28,7 @@ from mushroom import dataset
 from mushroom.catalogue import TARGET
 from mushroom.fsutil import write_json, write_with
 from mushroom.modeling import build_model, model_name
+from mushroom.modelstore import timing_path
 from mushroom.params import ParamsError, get, load_params, number
 from mushroom.rawdata import SPECIES_ID
 
@@ -37,10 +38,6 @@ CV_SCORES = {
     "pr_auc": "average_precision",
     "brier": "neg_brier_score",
 }
-
-
-def timing_path(train_info: Path) -> Path:
-    return train_info.with_name("train_timing.json")
 
 
 def cv_splitter(schema: dataset.Schema, folds: int, seed: int):
