@@ -60,13 +60,13 @@ def inputs_digest(paths: list[Path], params: dict) -> str:
 
 
 def artifact_root(uri: str) -> str | None:
-    """``mlruns/`` beside a local SQLite store. MLflow's default is ``./mlruns`` of whatever
-    directory first creates the experiment: a ``dvc exp run --temp`` copy that is deleted
-    afterwards, or the checkout a test happened to run from."""
+    """``mlruns/<experiment>/`` beside a local SQLite store. MLflow's default is ``./mlruns``
+    of whatever directory first creates the experiment: a ``dvc exp run --temp`` copy that
+    is deleted afterwards, or the checkout a test happened to run from."""
     prefix = "sqlite:///"
     if not uri.startswith(prefix):
         return None  # a tracking server decides where artifacts go
-    return str(Path(uri.removeprefix(prefix)).parent / "mlruns")
+    return str(Path(uri.removeprefix(prefix)).parent / "mlruns" / EXPERIMENT)
 
 
 def configure():
