@@ -72,4 +72,4 @@ bench-serve: pull
 	$(WITH_ENV) python bench/serve.py --seconds 10 --repeats 20
 
 bench-drift: pull
-	$(WITH_ENV) python bench/drift.py --repeats 3
+	$(WITH_ENV) python bench/drift.py --repeats 5
