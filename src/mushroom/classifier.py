@@ -39,8 +39,7 @@ class Classifier:
     def __init__(self, model_dir: str | Path):
         self.card = read_card(model_dir)
         self.catalogue = get_catalogue(self.card["dataset"])
-        self.Mushroom = mushroom_model(self.catalogue)
-        self._mushroom = TypeAdapter(self.Mushroom)
+        self._mushroom = TypeAdapter(mushroom_model(self.catalogue))
         self.features = self.card["features"]
         self.scorer = FastScorer(
             joblib.load(Path(model_dir) / MODEL_FILE), self.features, self.catalogue
