@@ -21,32 +21,33 @@ import tempfile
 import time
 from pathlib import Path
 
-import joblib
-
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
+from mushroom.bundle import load_bundle  # noqa: E402
 from mushroom.catalogue import SECONDARY  # noqa: E402
-from mushroom.params import load_params  # noqa: E402
 from mushroom.predlog import PredictionLog  # noqa: E402
-from mushroom.promote import serving_policy  # noqa: E402
 from mushroom.rawdata import read_raw  # noqa: E402
-from mushroom.scoring import verdicts  # noqa: E402
 from repocopy import REPO  # noqa: E402
 from servefixtures import trained_workdir  # noqa: E402
 
 
 def write_log(workdir: Path, log: Path) -> int:
     frame = read_raw("secondary", REPO / "data" / "raw")
-    model = joblib.load(workdir / "models" / "model.joblib")
+    models = workdir / "models"
+    judge = load_bundle(models / "model.joblib", models / "policy.json").judge()
+    judgement = judge.judge(*judge.scorer.index_frame(frame), reasons=False)
     features = [t.name for t in SECONDARY.traits]
-    probabilities = model.predict_proba(frame[features])[:, 1]
-    params = load_params(workdir / "params.yaml")
-    answered = verdicts(probabilities, serving_policy(params, params["evaluate"]["threshold"]))
+    answered = zip(
+        judgement.probability.tolist(),
+        judgement.verdict.tolist(),
+        (~judgement.familiar).tolist(),
+        frame[features].itertuples(index=False),
+        strict=True,
+    )
     rows = [
-        (f"{i:032x}", "2026-11-26T00:00:00Z", "mushroom-classifier:1", "secondary", p, v, *values)
-        for i, (p, v, values) in enumerate(
-            zip(probabilities, answered, frame[features].itertuples(index=False), strict=True)
-        )
+        (f"{i:032x}", "2026-11-26T00:00:00Z", "mushroom-classifier:1", "secondary", *answer, "")
+        + tuple(values)
+        for i, (*answer, values) in enumerate(answered)
     ]
     PredictionLog(log).append(features, rows)
     return len(rows)
@@ -82,6 +83,8 @@ def main() -> None:
             str(workdir / "prepared"),
             "--model",
             str(workdir / "models" / "model.joblib"),
+            "--policy",
+            str(workdir / "models" / "policy.json"),
             "--log",
             str(Path(tmp) / "predictions.db"),
             "--json",

@@ -8,7 +8,8 @@ request timed by the client: no coordinated-omission correction, no synthetic sa
 - single-mushroom requests at concurrency 1, 8 and 64 (--seconds each): req/s, p50, p99,
   errors;
 - one request of 1,000 mushrooms (median of --repeats);
-- in-process single-row predict: the service's fast path vs ``pipeline.predict_proba``.
+- in-process single-row judgement: the service's fast path (probability, familiarity,
+  worst case over unknown traits, verdict and reasons) vs ``pipeline.predict_proba``.
 
 Baseline: bench/baseline_server.py, FastAPI + pydantic -> DataFrame -> the same fitted
 pipeline per request. Ratios are service / baseline.
@@ -121,14 +122,16 @@ def big_request(port: int, body: bytes, repeats: int) -> float:
 
 
 def in_process(model_dir: Path, row: dict, repeats: int = 2000) -> tuple[float, float]:
-    """Median µs of one single-row predict: fast path, then the pipeline itself."""
+    """Median µs of one single-row judgement (verdict and reasons), then the pipeline's
+    predict_proba alone."""
     import pandas as pd
 
     from mushroom.classifier import Classifier
 
     classifier = Classifier(model_dir)
     mushroom = [classifier.mushroom(row)]
-    index, numbers = classifier.scorer.index_frame(pd.DataFrame([row])[classifier.features])
+    judge = classifier.judge
+    index, numbers = judge.scorer.index_frame(pd.DataFrame([row])[classifier.features])
     pipeline = joblib.load(model_dir / "model.joblib")
     frame = pd.DataFrame([row])[classifier.features]
 
@@ -141,7 +144,7 @@ def in_process(model_dir: Path, row: dict, repeats: int = 2000) -> tuple[float, 
             times.append(time.perf_counter() - started)
         return statistics.median(times) * 1e6
 
-    fast = median_us(lambda: classifier.scorer.predict_proba(index, numbers), repeats)
+    fast = median_us(lambda: judge.judge(index, numbers), repeats)
     assert classifier.classify(mushroom)[0]  # the same model answers through the full path
     return fast, median_us(lambda: pipeline.predict_proba(frame), 50)
 

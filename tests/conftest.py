@@ -46,5 +46,4 @@ def uci_model(pulled_repo, bentoml_home, tmp_path_factory):
         tmp_path_factory.mktemp("uci") / "work",
         pulled_repo / "data" / "raw",
         bentoml_home,
-        train__cv_folds=2,
     )

@@ -31,6 +31,15 @@ def uci_rows(n_rows: int, seed: int = 0) -> list[list[str]]:
     return rows
 
 
+def relabel_at_random(path: Path, seed: int = 0) -> Path:
+    """A UCI data file's rows with classes that no trait predicts, 70 % of them edible: a
+    model of them answers edible about poisonous mushrooms."""
+    rng = random.Random(seed)
+    lines = path.read_text().splitlines()
+    path.write_text("".join(f"{rng.choices('ep', [7, 3])[0]}{line[1:]}\n" for line in lines))
+    return path
+
+
 def write_uci(raw_dir: Path, n_rows: int = 400, seed: int = 0) -> Path:
     path = raw_dir / UCI_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,24 +47,44 @@ def write_uci(raw_dir: Path, n_rows: int = 400, seed: int = 0) -> Path:
     return path
 
 
+def species_profiles(n_species: int, seed: int = 0) -> list[dict[str, list[str]]]:
+    """Each species' primary_data.csv cells, as the real file documents them: per trait a
+    few codes (or none: not documented), per measurement a [min, max] range."""
+    rng = random.Random(seed)
+    profiles = []
+    for species in range(n_species):
+        profile = {}
+        for trait in SECONDARY.traits:
+            if trait.is_numeric:
+                low = rng.uniform(1, 5) + 3 * (species % 2 == 0)
+                profile[trait.column] = [f"{low:.1f}", f"{low + rng.uniform(0.5, 3):.1f}"]
+            elif trait.column == "cap-color":  # each species its own colour
+                profile[trait.column] = [sorted(trait.codes)[species % 12]]
+            elif rng.random() < 0.2:
+                profile[trait.column] = []
+            else:
+                codes = sorted(trait.codes)
+                profile[trait.column] = rng.sample(codes, min(rng.randint(1, 3), len(codes)))
+        profiles.append(profile)
+    return profiles
+
+
 def secondary_rows(n_species: int, seed: int = 0) -> tuple[list[list[str]], list[str]]:
-    """Rows (class first) for ``n_species`` blocks of 353, and each species' class code."""
+    """Rows (class first) for ``n_species`` blocks of 353, and each species' class code;
+    each row drawn from its species' profile, as the real simulation draws them."""
     rng = random.Random(seed)
     rows, classes = [], []
-    for species in range(n_species):
+    for species, profile in enumerate(species_profiles(n_species, seed)):
         label = "p" if species % 2 == 0 else "e"
         classes.append(label)
-        # Each species has its own typical colour and size, as the real simulation does.
-        colour = sorted(SECONDARY.trait("cap-color").codes)[species % 12]
         for _ in range(ROWS_PER_SPECIES):
             row = [label]
             for trait in SECONDARY.traits:
+                cell = profile[trait.column]
                 if trait.is_numeric:
-                    row.append(f"{rng.uniform(1, 5) + 3 * (label == 'p'):.2f}")
-                elif trait.column == "cap-color":
-                    row.append(colour)
+                    row.append(f"{rng.uniform(float(cell[0]), float(cell[1])):.2f}")
                 else:
-                    row.append(rng.choice(sorted(trait.codes) + [""]))
+                    row.append(rng.choice(cell) if cell else "")
             rows.append(row)
     return rows, classes
 
@@ -67,9 +96,12 @@ def write_secondary(raw_dir: Path, n_species: int = 6, seed: int = 0) -> Path:
     data.parent.mkdir(parents=True, exist_ok=True)
     data.write_bytes("".join(";".join(r) + "\r\n" for r in [header] + rows).encode("ascii"))
     primary_header = ["family", "name", "class"] + [t.column for t in SECONDARY.traits]
+    cells = [
+        [f"[{', '.join(profile[t.column])}]" if profile[t.column] else "" for t in SECONDARY.traits]
+        for profile in species_profiles(n_species, seed)
+    ]
     primary = [";".join(primary_header)] + [
-        ";".join(["Test Family", f"Species {i}", c] + [""] * len(SECONDARY.traits))
-        for i, c in enumerate(classes)
+        ";".join(["Test Family", f"Species {i}", c] + cells[i]) for i, c in enumerate(classes)
     ]
     (raw_dir / PRIMARY_FILE).write_bytes(("\r\n".join(primary) + "\r\n").encode("ascii"))
     return data

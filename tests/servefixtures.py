@@ -55,20 +55,26 @@ def stage_args(workdir: Path) -> dict[str, list[str]]:
             f"{w}/models/featurizer.joblib",
             "--model",
             f"{w}/models/model.joblib",
+            "--policy",
+            f"{w}/models/policy.json",
             "--train-info",
             f"{w}/models/train_info.json",
             "--metrics",
-            f"{w}/reports/cv_metrics.json",
+            f"{w}/reports/held_out.json",
         ],
         "evaluate": [
             "--prepared",
             f"{w}/prepared",
             "--model",
             f"{w}/models/model.joblib",
-            "--cv-metrics",
-            f"{w}/reports/cv_metrics.json",
+            "--policy",
+            f"{w}/models/policy.json",
+            "--held-out",
+            f"{w}/reports/held_out.json",
             "--metrics",
             f"{w}/reports/metrics.json",
+            "--safety",
+            f"{w}/reports/safety.json",
             "--gate",
             f"{w}/reports/gate.json",
             "--plots",
@@ -103,6 +109,8 @@ def promote(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
             f"{w}/prepared",
             "--model",
             f"{w}/models/model.joblib",
+            "--policy",
+            f"{w}/models/policy.json",
             "--reports",
             f"{w}/reports",
             "--train-info",
@@ -116,10 +124,12 @@ def trained_workdir(
     workdir: Path, raw: Path, extra_env: dict | None = None, **params
 ) -> dict[str, str]:
     """Run the pipeline in ``workdir``: raw data linked from ``raw``, the repository's
-    params with ``params`` overrides, its own MLflow store. Returns the environment used."""
+    params with ``params`` overrides (and few folds, for speed), its own MLflow store.
+    Returns the environment used."""
     workdir.mkdir(parents=True)
     (workdir / "raw").symlink_to(raw)
-    rawfixtures.write_params(workdir / "params.yaml", **params)
+    fast = {"train__cv_folds": 2, "evaluate__cv__folds": 2, "evaluate__cv__repeats": 1}
+    rawfixtures.write_params(workdir / "params.yaml", **(fast | params))
     env = repocopy.tool_env() | {"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     env |= extra_env or {}
     run_pipeline(workdir, env)

@@ -69,7 +69,8 @@ def test_the_built_bento_serves_the_promoted_model(built, uci_model, tmp_path):
         info = httpx.get(f"{server.url}/model/", timeout=30).json()
     finally:
         server.stop()
-    assert answer["verdict"] == "poisonous" and answer["model_version"].endswith(":1")
+    assert answer["verdict"] == "uncertain" and answer["model_version"].endswith(":1")
+    assert answer["reasons"][0] == "unfamiliar" and "odor=foul" in answer["reasons"]
     assert info["bento_model"] == uci_model.tag
 
 
@@ -174,7 +175,7 @@ def test_batch_cli_gives_the_service_answers(uci_model, pulled_repo, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "scored 300/300 mushrooms" in done.stderr
-    out = pd.read_csv(scored, dtype={"missing_traits": str}, keep_default_na=False)
+    out = pd.read_csv(scored, dtype={"unknown_traits": str}, keep_default_na=False)
     assert len(out) == 300 and (out["class"] == raw["class"]).all()
 
     server = Server(uci_model, tmp_path / "predictions.db")
@@ -191,6 +192,8 @@ def test_batch_cli_gives_the_service_answers(uci_model, pulled_repo, tmp_path):
         [a["probability_poisonous"] for a in answers], abs=1e-12
     )
     assert out["verdict"].tolist() == [a["verdict"] for a in answers]
+    assert out["reasons"].tolist() == ["; ".join(a["reasons"]) for a in answers]
+    assert (out["unknown_traits"] == "").all()  # every trait given ("?" is not recorded)
     assert not ((out["class"] == "p") & (out["verdict"] == "edible")).any()
 
 

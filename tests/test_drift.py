@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import rawfixtures
@@ -34,6 +35,8 @@ def run_drift(
         str(workdir / "prepared"),
         "--model",
         str(workdir / "models" / "model.joblib"),
+        "--policy",
+        str(workdir / "models" / "policy.json"),
         "--log",
         str(log or tmp_path / "no-log.db"),
         "--json",
@@ -56,6 +59,9 @@ def test_a_plain_sample_raises_no_alarm(uci_model, tmp_path, seed):
     assert report["drifted_columns"] == [] and not report["dataset_drift"]
     assert not report["prediction_drift"]
     assert max(report["column_scores"].values()) < 0.1
+    # training descriptions are familiar, and so are test-split ones, mostly
+    assert report["reference_unfamiliar_share"] == 0.0 and report["unfamiliar_share"] < 0.01
+    assert not report["unfamiliar_alarm"]
     assert "Dataset Drift is NOT detected" in (tmp_path / "drift" / "drift.html").read_text()
 
 
@@ -94,6 +100,8 @@ def test_unseen_species_report_on_the_secondary_data(pulled_repo, tmp_path, caps
         workdir, tmp_path, drift__scenario="unseen_species", drift__scenario_rows=5000
     )
     assert report["source"] == "scenario:unseen_species" and report["n_current"] == 5000
+    # mushrooms of species the model never saw fit no training species' profile, mostly
+    assert report["unfamiliar_share"] > 0.9 and report["unfamiliar_alarm"]
     assert set(report["column_scores"]) >= {"cap_diameter", "habitat", "probability"}
     with capsys.disabled():
         print(
@@ -105,14 +113,11 @@ def test_unseen_species_report_on_the_secondary_data(pulled_repo, tmp_path, caps
 
 def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_home, tmp_path):
     """Rows logged by the service's own code, with traits left out, are the current data."""
-    model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
-    classifier = Classifier(model_dir)
-    import pandas as pd
-
+    classifier = served_classifier(uci_model, bentoml_home)
     test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
     records = test[classifier.features].to_dict(orient="records")
     for record in records[::2]:
-        record.pop("habitat")  # left out: logged as missing
+        record.pop("habitat")  # left out: logged as unknown, compared as missing
     mushrooms = [classifier.mushroom(r) for r in records[:300]]
     answers, values = classifier.classify(mushrooms)
     log = PredictionLog(tmp_path / "predictions.db")
@@ -128,6 +133,8 @@ def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_
     )
     assert report["source"] == "prediction_log" and report["n_current"] == 250
     assert "habitat" in report["drifted_columns"]  # half the rows say "missing"
+    # a description with a trait left out is unlike any training description
+    assert report["unfamiliar_share"] == pytest.approx(0.5, abs=0.02) and report["unfamiliar_alarm"]
     too_few = run_drift(
         uci_model.workdir, tmp_path, log=tmp_path / "predictions.db", drift__min_rows=1000
     )
@@ -156,6 +163,11 @@ def test_the_html_report_renders_without_network(uci_model, tmp_path):
             "ALERT prediction drift: score 0.250",
         ),
         (
+            {"unfamiliar_alarm": True, "unfamiliar_share": 0.125},
+            3,
+            "ALERT 12.5% of descriptions are unlike the training mushrooms (training split: 0.0%)",
+        ),
+        (
             {
                 "dataset_drift": True,
                 "drift_share": 0.1,
@@ -178,6 +190,9 @@ def test_monitor_check_exit_codes(tmp_path, capsys, report, code, line):
         "drifted_columns": [],
         "prediction_drift": False,
         "prediction_drift_score": 0.01,
+        "unfamiliar_alarm": False,
+        "unfamiliar_share": 0.0,
+        "reference_unfamiliar_share": 0.0,
     }
     path = tmp_path / "drift.json"
     path.write_text(json.dumps(healthy | report))
@@ -190,21 +205,35 @@ def test_monitor_check_without_a_report(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
+def served_classifier(uci_model, bentoml_home) -> Classifier:
+    return Classifier(bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1])
+
+
+def log_test_split(classifier, uci_model, tmp_path: Path, n: int):
+    """Full descriptions of the first ``n`` test-split mushrooms, answered and logged as the
+    service does; returns the answers and the ids of those answered edible and poisonous."""
+    test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
+    records = test[classifier.features].head(n).to_dict(orient="records")
+    answers, values = classifier.classify([classifier.mushroom(r) for r in records])
+    log = PredictionLog(tmp_path / "predictions.db")
+    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
+    log.close()
+    edible = [a["request_id"] for a in answers if a["verdict"] == "edible"]
+    poisonous = [a["request_id"] for a in answers if a["verdict"] == "poisonous"]
+    return answers, edible, poisonous
+
+
 def test_feedback_labels_join_the_log_and_false_edibles_are_named(
     uci_model, bentoml_home, tmp_path, capsys
 ):
-    model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
-    classifier = Classifier(model_dir)
-    mushrooms = [
-        classifier.mushroom({"odor": odor}) for odor in ["none", "foul", "almond", "none"] * 60
-    ]
-    answers, values = classifier.classify(mushrooms)
-    log = PredictionLog(tmp_path / "predictions.db")
-    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
-    edible = [a["request_id"] for a in answers if a["verdict"] == "edible"]
-    poisonous = [a["request_id"] for a in answers if a["verdict"] == "poisonous"]
+    classifier = served_classifier(uci_model, bentoml_home)
+    # An odor alone proves nothing (120 odorless UCI mushrooms are poisonous): never edible.
+    alone, _ = classifier.classify([classifier.mushroom({"odor": o}) for o in ("none", "almond")])
+    assert {a["verdict"] for a in alone} == {"uncertain"}
+    answers, edible, poisonous = log_test_split(classifier, uci_model, tmp_path, 240)
     assert len(edible) >= 3 and poisonous
     # Two edible answers turn out poisonous, one is confirmed, one poisonous is confirmed.
+    log = PredictionLog(tmp_path / "predictions.db")
     for request_id in edible[:2]:
         assert log.add_feedback(request_id, "poisonous", "2026-11-27T00:00:00Z")
     assert log.add_feedback(edible[2], "edible", "2026-11-27T00:00:00Z")
@@ -227,14 +256,9 @@ def test_the_html_shows_classification_quality_once_labels_come_back(
 ):
     """Evidently's quality section appears with the first label, with drift.json's accuracy;
     labels of one class only (no binary rates to compute) still render."""
-    model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
-    classifier = Classifier(model_dir)
-    mushrooms = [classifier.mushroom({"odor": o}) for o in ["none", "foul"] * 60]
-    answers, values = classifier.classify(mushrooms)
+    classifier = served_classifier(uci_model, bentoml_home)
+    _, edible, poisonous = log_test_split(classifier, uci_model, tmp_path, 120)
     log = PredictionLog(tmp_path / "predictions.db")
-    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
-    edible = [a["request_id"] for a in answers if a["verdict"] == "edible"]
-    poisonous = [a["request_id"] for a in answers if a["verdict"] == "poisonous"]
 
     def drift_with_html() -> tuple[dict, str]:
         report = run_drift(

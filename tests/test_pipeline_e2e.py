@@ -76,16 +76,18 @@ def test_repro_then_noop_then_train_param_reruns_only_train_evaluate_drift(repo)
     set_params(repo / "params.yaml", {"train.model": "random_forest"})
     assert stages_run(run(["dvc", "repro"], repo)) == ["train", "evaluate", "drift"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert metrics["accuracy"] >= 0.99
-    assert metrics["false_edible"] == 0 and metrics["gate_passed"] is True
-    assert (metrics["dataset"], metrics["split"], metrics["n_test"]) == ("uci", "random", 1625)
+    test = metrics["test"]
+    assert test["accuracy"] >= 0.99 and test["coverage"] >= 0.99
+    assert test["false_edible"] == 0 and metrics["gate_passed"] is True
+    assert (metrics["dataset"], test["split"], test["rows"]) == ("uci", "random", 1625)
+    assert json.loads((repo / "reports/safety.json").read_text())["random"]["edible"] == 0
 
     runs = mlflow_runs(repo)
     assert set(runs["status"]) == {"FINISHED"} and runs["run_uuid"].nunique() == 2
     latest = runs[runs["name"].str.startswith("random_forest-onehot-uci-random")]
     logged = dict(zip(latest["key"], latest["value"], strict=True))
-    assert logged["accuracy"] == metrics["accuracy"] and logged["false_edible"] == 0
-    assert "cv_roc_auc" in logged
+    assert logged["test.accuracy"] == test["accuracy"] and logged["test.false_edible"] == 0
+    assert {"cv.false_edible_rate", "held_out.roc_auc", "safety.random.edible"} <= set(logged)
 
 
 def test_encoder_change_reruns_featurize_and_downstream(repo):

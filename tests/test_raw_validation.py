@@ -38,6 +38,7 @@ from mushroom.rawdata import (
     UCI_FILE,
     RawDataError,
     read_raw,
+    read_species_profiles,
 )
 from mushroom.stages import prepare
 
@@ -563,3 +564,53 @@ def test_secondary_species_come_from_blocks_and_primary_file(secondary_raw):
     assert frame[SPECIES_ID].tolist() == (np.arange(n) // ROWS_PER_SPECIES).tolist()
     assert frame[SPECIES_NAME].tolist() == [primary[s][1] for s in frame[SPECIES_ID]]
     assert frame[TARGET].tolist() == [CLASS_CODES[primary[s][2]] for s in frame[SPECIES_ID]]
+
+
+def test_species_profiles_decode_each_documented_value(secondary_raw):
+    primary = read_records(secondary_raw, FORMATS["primary"])
+    profiles = read_species_profiles(secondary_raw)
+    assert [p["name"] for p in profiles] == [record[1] for record in primary[1:]]
+    for record, profile in zip(primary[1:], profiles, strict=True):
+        assert profile["class"] == CLASS_CODES[record[2]]
+        for trait in SECONDARY.traits:
+            cell = record[FORMATS["primary"].columns.index(trait.column)]
+            codes = [c.strip() for c in cell.strip("[]").split(",")] if cell else []
+            expected = (
+                None
+                if not codes
+                else [min(map(float, codes)), max(map(float, codes))]
+                if trait.is_numeric
+                else sorted({trait.codes[c] for c in codes})
+            )
+            assert profile["traits"][trait.name] == expected
+
+
+@pytest.mark.parametrize(
+    ("cell", "column", "value", "phrase"),
+    [
+        ("[x, q]", "cap-shape", "q", "unknown code"),
+        ("x, f", "cap-shape", "x, f", "bracketed list"),
+        ("[x, ]", "cap-shape", "[x, ]", "bracketed list"),
+        ("[ten, 20]", "cap-diameter", "[ten, 20]", "not a number"),
+        ("[-1, 20]", "cap-diameter", "[-1, 20]", "negative"),
+    ],
+    ids=["unknown-code", "no-brackets", "empty-item", "not-a-number", "negative"],
+)
+def test_bad_species_profile_exits_2_naming_line_column_and_value(
+    tmp_path, capsys, cell, column, value, phrase
+):
+    raw = write_inputs(tmp_path, "secondary")
+    set_field("primary", 4, column, cell)(raw)
+    with pytest.raises(RawDataError) as caught:
+        read_species_profiles(raw)
+    error = caught.value
+    assert (error.file, error.line, error.column, error.value) == (
+        raw / PRIMARY_FILE,
+        4,
+        column,
+        value,
+    )
+    before = snapshot(tmp_path)
+    code, err = run_prepare(tmp_path, capsys)
+    assert code == 2 and phrase in err and names_line(err, 4) and repr(column) in err
+    assert_wrote_nothing(tmp_path, before)

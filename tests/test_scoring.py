@@ -1,5 +1,6 @@
 """The fast request-time path gives the fitted pipeline's probabilities, on every row of
-both real datasets, for every encoder and every model."""
+both real datasets, for every encoder and every model; its worst cases over unknown traits
+are never below what any value of them gives, and exact for additive models."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from mushroom.catalogue import get_catalogue
 from mushroom.modeling import build_featurizer, build_model
 from mushroom.params import load_params
 from mushroom.rawdata import read_raw
-from mushroom.scoring import FastScorer
+from mushroom.scoring import FastScorer, describe_training
 from mushroom.stages.prepare import drop_constant
 
 COMBINATIONS = [("logreg", encoder) for encoder in ("onehot", "ordinal", "target", "count")] + [
@@ -48,13 +49,15 @@ def test_fast_path_equals_pipeline_on_every_row(frames, tmp_path, name, model, e
     )
     pipeline.fit(train[features], dataset.label(train))
 
-    scorer = FastScorer(pipeline, features, catalogue)
+    scorer = FastScorer(
+        pipeline, features, catalogue, describe_training(train, features, catalogue)
+    )
     index, numbers = scorer.index_frame(frame)
     fast = scorer.predict_proba(index, numbers)
     slow = pipeline.predict_proba(frame[features])[:, 1]
     assert len(fast) == len(frames[name])
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
-    assert scorer.linear == (model == "logreg")
+    assert scorer.additive == (model in ("logreg", "naive_bayes"))
 
 
 def test_missing_measurement_is_imputed_like_the_pipeline(frames, tmp_path):
@@ -69,7 +72,9 @@ def test_missing_measurement_is_imputed_like_the_pipeline(frames, tmp_path):
     pipeline.fit(frame[features], dataset.label(frame))
     holes = frame.copy()
     holes.loc[::3, "cap_diameter"] = np.nan  # a measurement the user left out
-    scorer = FastScorer(pipeline, features, catalogue)
+    scorer = FastScorer(
+        pipeline, features, catalogue, describe_training(frame, features, catalogue)
+    )
     fast = scorer.predict_proba(*scorer.index_frame(holes))
     np.testing.assert_allclose(fast, pipeline.predict_proba(holes[features])[:, 1], atol=1e-9)
 
@@ -77,10 +82,10 @@ def test_missing_measurement_is_imputed_like_the_pipeline(frames, tmp_path):
 def test_the_classifier_answers_like_the_pipeline_however_values_are_spelled(
     frames, uci_model, bentoml_home
 ):
-    """Readable names, code letters in either case and odd spellings give one answer; the
-    logged traits are the readable names; request ids are unique and grow with time."""
-    import joblib
-
+    """Readable names, code letters in either case and odd spellings give one answer (the
+    pipeline's probability, calibrated as the policy says); the logged traits are the
+    readable names; request ids are unique and grow with time."""
+    from mushroom.bundle import load_bundle
     from mushroom.classifier import Classifier
 
     model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
@@ -94,24 +99,107 @@ def test_the_classifier_answers_like_the_pipeline_however_values_are_spelled(
         "codes": [
             {t.column: code_of[t.name].get(r[t.name], "?").upper() for t in traits} for r in names
         ],
-        "odd case": [{k: f" {v.title()} " for k, v in r.items() if v != "missing"} for r in names],
+        "odd case": [{k: f" {v.title()} " for k, v in r.items()} for r in names],
     }
     results = {
         how: classifier.classify([classifier.mushroom(r) for r in rows])
         for how, rows in spelled.items()
     }
-    expected = joblib.load(model_dir / "model.joblib").predict_proba(rows[classifier.features])[
-        :, 1
-    ]
+    bundle = load_bundle(model_dir / "model.joblib", model_dir / "policy.json")
+    raw = bundle.pipeline.predict_proba(rows[classifier.features])[:, 1]
+    expected = bundle.policy.calibrated(np.log(raw) - np.log1p(-raw))
     for answers, values in results.values():
         fast = [a["probability_poisonous"] for a in answers]
         np.testing.assert_allclose(fast, expected, rtol=0, atol=1e-9)
         assert [list(row) for row in zip(*values, strict=True)] == [list(r.values()) for r in names]
-        for answer, row in zip(answers, names, strict=True):
-            gone = [f for f in classifier.features if row[f] == "missing"]
-            assert answer["missing_traits"] == gone
-    verdicts = [[a["verdict"] for a in answers] for answers, _ in results.values()]
-    assert verdicts[0] == verdicts[1] == verdicts[2]
+        assert all(answer["unknown_traits"] == [] for answer in answers)
+    for key in ("verdict", "reasons"):
+        kinds = [[a[key] for a in answers] for answers, _ in results.values()]
+        assert kinds[0] == kinds[1] == kinds[2]
     ids = [a["request_id"] for answers, _ in results.values() for a in answers]
     assert len(set(ids)) == len(ids) and ids == sorted(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+def _scorer(frames, tmp_path, name, model, rows=1500, seed=0):
+    catalogue = get_catalogue(name)
+    frame, _ = drop_constant(frames[name], catalogue.trait_names)
+    features = [t for t in catalogue.trait_names if t in frame]
+    params = load_params(
+        rawfixtures.write_params(
+            tmp_path / "params.yaml", train__model=model, train__random_forest__n_estimators=20
+        )
+    )
+    train = frame.sample(rows, random_state=seed)
+    categorical = [f for f in features if not catalogue.trait(f).is_numeric]
+    pipeline = Pipeline(
+        [("features", build_featurizer(params, categorical)), ("model", build_model(params))]
+    )
+    pipeline.fit(train[features], dataset.label(train))
+    training = describe_training(train, features, catalogue)
+    return FastScorer(pipeline, features, catalogue, training), frame
+
+
+@pytest.mark.parametrize("name", ["uci", "secondary"])
+@pytest.mark.parametrize("model", ["logreg", "naive_bayes", "random_forest", "hist_gb"])
+def test_the_worst_case_over_unknown_traits_bounds_every_value_they_may_take(
+    frames, tmp_path, name, model
+):
+    """Two traits made unknown (secondary: one a measurement): every combination of their
+    values, measurements on a grid of the training range, scores at most the worst case;
+    logistic regression reaches it exactly; a known trait's worst case is its own score."""
+    scorer, frame = _scorer(frames, tmp_path, name, model)
+    index, numbers = scorer.index_frame(frame.sample(25, random_state=1))
+    rng = np.random.default_rng(0)
+    n_categorical = index.shape[1]
+    known_worst, known = scorer.worst_logit(index, numbers), scorer.logit(index, numbers)
+    assert (known_worst >= known - 1e-9).all()
+    if model != "naive_bayes":  # whose bound adds what summing 1e12-sized terms may lose
+        np.testing.assert_allclose(known_worst, known, rtol=0, atol=1e-6)
+    for row in range(len(index)):
+        a, b = rng.choice(n_categorical, 2, replace=False)
+        unknown_index, unknown_numbers = index[row : row + 1].copy(), numbers[row : row + 1].copy()
+        unknown_index[0, [a, b]] = scorer.unknown_index[[a, b]]
+        grid = [unknown_numbers[0]]
+        if scorer.numeric:
+            unknown_numbers[0, 0] = np.nan
+            low, high = scorer.domain[0]
+            grid = [np.r_[x, numbers[row, 1:]] for x in np.linspace(low, high, 30)]
+        candidates_index = np.array(
+            [np.r_[index[row, :a], i, index[row, a + 1 :]] for i in range(scorer.unknown_index[a])]
+        )
+        combos, measures = [], []
+        for first in candidates_index:
+            for j in range(scorer.unknown_index[b]):
+                for x in grid:
+                    combo = first.copy()
+                    combo[b] = j
+                    combos.append(combo)
+                    measures.append(x)
+        best = scorer.logit(np.array(combos), np.array(measures)).max()
+        bound = scorer.worst_logit(unknown_index, unknown_numbers)[0]
+        assert bound >= best - 1e-9
+        if scorer.tabled:  # logistic regression: exact (a measurement peaks at an end)
+            assert bound == pytest.approx(best, abs=1e-6)
+
+
+@pytest.mark.parametrize("model", ["logreg", "naive_bayes", "random_forest", "hist_gb"])
+def test_attributions_add_up_to_the_answer(frames, tmp_path, model):
+    """Each trait's push, summed with the average mushroom's score, gives the row's score:
+    log-odds for additive models and boosting, P(poisonous) for forests."""
+    scorer, frame = _scorer(frames, tmp_path, "secondary", model)
+    index, numbers = scorer.index_frame(frame.sample(200, random_state=2))
+    pushes = scorer.attributions(index, numbers)
+    assert pushes.shape == (200, len(scorer.categorical) + len(scorer.numeric))
+    if model == "random_forest":
+        total, base = scorer.predict_proba(index, numbers), scorer.trees.bias
+    elif model == "hist_gb":
+        total = scorer.logit(index, numbers)
+        base = scorer.trees.bias + scorer.trees.constant
+    else:
+        total = scorer.logit(index, numbers)
+        base = scorer.intercept + sum(scorer.expected) + scorer.expected_numeric.sum()
+    if model == "naive_bayes":  # its terms reach 1e12 and cancel: compare where unclipped
+        keep = np.abs(total) < 25
+        total, pushes = total[keep], pushes[keep]
+    np.testing.assert_allclose(pushes.sum(axis=1) + base, total, rtol=1e-6, atol=1e-6)

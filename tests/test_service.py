@@ -26,10 +26,7 @@ def bentoml_home(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def uci_model(pulled_repo, bentoml_home, tmp_path_factory) -> Promoted:
     return build_and_promote(
-        tmp_path_factory.mktemp("uci") / "work",
-        pulled_repo / "data" / "raw",
-        bentoml_home,
-        train__cv_folds=2,
+        tmp_path_factory.mktemp("uci") / "work", pulled_repo / "data" / "raw", bentoml_home
     )
 
 
@@ -51,9 +48,9 @@ def secondary_server(bentoml_home, tmp_path_factory):
         raw,
         bentoml_home,
         data__dataset="secondary",
-        train__cv_folds=2,
         evaluate__gate__max_false_edible=10**6,
         evaluate__gate__max_false_edible_rate=1.0,
+        evaluate__gate__max_cv_false_edible_rate=1.0,
     )
     server = Server(promoted, tmp_path_factory.mktemp("secondary-log") / "predictions.db")
     yield server
@@ -83,20 +80,45 @@ def test_names_and_codes_give_the_same_answer(uci_server, known_mushrooms):
     named, coded = classify(uci_server, by_name), classify(uci_server, by_code)
     assert named.status_code == coded.status_code == 200
     named, coded = named.json(), coded.json()
-    for key in ("probability_poisonous", "verdict", "missing_traits"):
+    for key in ("probability_poisonous", "verdict", "reasons", "unknown_traits"):
         assert [a[key] for a in named] == [a[key] for a in coded]
-    for answer, mushroom, true_class in zip(named, by_name, truth, strict=True):
-        assert answer["missing_traits"] == [k for k, v in mushroom.items() if v == "missing"]
-        assert not (true_class == "poisonous" and answer["verdict"] == "edible")
-    assert sum(a["verdict"] == true_class for a, true_class in zip(named, truth, strict=True)) >= 38
+    for answer, true_class in zip(named, truth, strict=True):
+        assert answer["unknown_traits"] == []  # every trait given: "missing" is a value
+        assert answer["verdict"] in (true_class, "uncertain")
+        assert answer["reasons"], answer
+    assert sum(a["verdict"] == true_class for a, true_class in zip(named, truth, strict=True)) >= 30
 
 
-def test_left_out_traits_are_missing_and_listed(uci_server):
+def test_left_out_traits_are_unknown_listed_and_never_edible(uci_server):
     answer = classify(uci_server, [{"odor": "foul", "cap-shape": "x"}]).json()[0]
-    assert "odor" not in answer["missing_traits"] and "cap_shape" not in answer["missing_traits"]
-    assert "habitat" in answer["missing_traits"] and "veil_type" not in answer["missing_traits"]
-    assert answer["verdict"] == "poisonous"  # foul odor is poisonous in every UCI row
+    assert "odor" not in answer["unknown_traits"] and "cap_shape" not in answer["unknown_traits"]
+    assert "habitat" in answer["unknown_traits"] and "veil_type" not in answer["unknown_traits"]
+    # Two traits describe no mushroom the model learned from: whatever it thinks, do not eat.
+    assert answer["verdict"] == "uncertain" and answer["reasons"][0] == "unfamiliar"
+    assert "odor=foul" in answer["reasons"]  # what pushed it towards poisonous
     assert len(answer["request_id"]) == 32 and answer["model_version"].endswith(":1")
+
+
+def test_odor_none_alone_is_not_edible_and_names_what_to_look_at(uci_server):
+    """120 of the 3,528 odorless UCI mushrooms are poisonous: odor alone proves nothing."""
+    first, again = classify(uci_server, [{"odor": "none"}] * 2).json()
+    assert first["verdict"] == "uncertain"
+    named = [r.removeprefix("unknown:") for r in first["reasons"] if r.startswith("unknown:")]
+    assert 1 <= len(named) <= 3 and set(named) <= set(first["unknown_traits"])
+    assert first["reasons"] == again["reasons"]  # same description, same reasons
+
+
+def test_a_full_edible_description_is_answered_edible_with_its_reasons(uci_server, pulled_repo):
+    rows = read_raw("uci", pulled_repo / "data" / "raw")
+    edible = rows[(rows["class"] == "edible") & (rows["odor"] == "anise")].head(20)
+    mushrooms = [{t.name: row[t.name] for t in UCI.traits} for _, row in edible.iterrows()]
+    answers = classify(uci_server, mushrooms).json()
+    assert {a["verdict"] for a in answers} == {"edible"}
+    for answer, mushroom in zip(answers, mushrooms, strict=True):
+        pushers = [r for r in answer["reasons"] if "=" in r]
+        assert 1 <= len(pushers) <= 3
+        assert all(mushroom[r.split("=")[0]] == r.split("=")[1] for r in pushers)
+    assert "odor=anise" in answers[0]["reasons"]
 
 
 BAD_UCI_REQUESTS = {
@@ -170,7 +192,7 @@ def test_bad_measurement_is_400_naming_the_field(secondary_server, case):
     assert response.status_code == 400 and field in response.text and phrase in response.text
     good = classify(secondary_server, [{"cap-diameter": 4.5, "stem_width": "12", "season": "A"}])
     assert good.status_code == 200
-    assert "cap_diameter" not in good.json()[0]["missing_traits"]
+    assert "cap_diameter" not in good.json()[0]["unknown_traits"]
 
 
 def test_secondary_schema_has_its_own_traits(secondary_server):
@@ -193,6 +215,9 @@ def test_openapi_lists_every_field_with_allowed_values_and_example(uci_server):
         assert field["example"] in trait.allowed_values
         assert field["x-codes"] == dict(trait.codes)
         assert all(name in field["description"] for name in trait.codes.values())
+    answer = spec["components"]["schemas"]["Answer"]["properties"]
+    assert answer["reasons"]["type"] == "array" and "unfamiliar" in answer["reasons"]["description"]
+    assert "unknown" in answer["unknown_traits"]["description"]
 
 
 def test_model_endpoint_shows_the_promoted_version(uci_server, uci_model):
@@ -200,7 +225,10 @@ def test_model_endpoint_shows_the_promoted_version(uci_server, uci_model):
     assert info["version"] == uci_model.version == "1"
     assert (info["dataset"], info["split"], info["model"]) == ("uci", "random", "logreg")
     metrics = json.loads((uci_model.workdir / "reports" / "metrics.json").read_text())
-    assert info["test_metrics"]["false_edible"] == metrics["false_edible"]
+    assert info["metrics"]["test"]["false_edible"] == metrics["test"]["false_edible"]
+    policy = json.loads((uci_model.workdir / "models" / "policy.json").read_text())
+    assert info["policy"] == policy["policy"] and info["familiarity"]["method"] == "pairs"
+    assert info["familiarity"]["limit"] == policy["familiarity"]["limit"]
     assert info["params"]["train"]["cv_folds"] == 2 and info["trained_at"]
     assert info["bento_model"] == uci_model.tag and len(info["git_commit"]) >= 7
 
@@ -258,7 +286,8 @@ def test_concurrent_requests_are_each_logged_once(uci_server):
     sample = log.loc[answered[0]]
     assert sample["verdict"] in {"edible", "poisonous", "uncertain"}
     assert sample["dataset"] == "uci" and sample["model_version"] == "mushroom-classifier:1"
-    assert sample["odor"] in {"foul", "none", "almond"} and sample["habitat"] == "missing"
+    assert sample["odor"] in {"foul", "none", "almond"} and sample["habitat"] is None  # unknown
+    assert sample["unfamiliar"] == 1 and sample["reasons"].startswith("unfamiliar")
     assert set(log.columns) >= {t.name for t in UCI.traits}
 
 
@@ -298,20 +327,21 @@ def test_promoting_the_same_model_again_changes_nothing(uci_model, tmp_path):
 def test_promotion_refuses_a_model_that_failed_the_gate(uci_model, tmp_path):
     from servefixtures import trained_workdir
 
-    workdir = tmp_path / "work"
-    # Threshold 1.0 calls (almost) every poisonous mushroom edible.
+    workdir, raw = tmp_path / "work", tmp_path / "raw"
+    # Classes no trait predicts, and thresholds allowed any held-out false edible rate.
+    rawfixtures.relabel_at_random(rawfixtures.write_uci(raw))
     env = trained_workdir(
         workdir,
-        (uci_model.workdir / "raw").resolve(),
+        raw,
         {"BENTOML_HOME": uci_model.env["BENTOML_HOME"]},
-        train__cv_folds=2,
-        evaluate__threshold=1.0,
+        evaluate__gate__max_false_edible_rate=1.0,
+        train__familiarity__quantile=1.0,
     )
     refused = promote(workdir, env)
     assert refused.returncode == 3
-    assert "refused: the evaluate gate failed: false_edible" in refused.stderr
+    assert "refused: the evaluate gate failed: test.false_edible" in refused.stderr
     metrics = json.loads((workdir / "reports" / "metrics.json").read_text())
-    assert f"by {metrics['false_edible']}" in refused.stderr
+    assert f"by {metrics['test']['false_edible']}" in refused.stderr
     with sqlite3.connect(workdir / "mlflow.db") as db:
         assert db.execute("select count(*) from model_versions").fetchone() == (0,)
 

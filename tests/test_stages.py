@@ -132,8 +132,11 @@ def test_featurize_fits_on_train_only_and_train_saves_one_pipeline(uci_raw, tmp_
     model = joblib.load(tmp_path / "models" / "model.joblib")
     proba = model.predict_proba(test_df[schema.features])[:, 1]  # readable names in
     assert proba.shape == (len(test_df),) and ((proba >= 0) & (proba <= 1)).all()
-    cv = ws.json("reports/cv_metrics.json")
-    assert 0.5 < cv["cv_roc_auc"] <= 1.0 and cv["cv_brier"] >= 0
+    held_out = ws.json("reports/held_out.json")
+    assert 0.0 <= held_out["roc_auc"] <= 1.0 and held_out["rows"] == len(train_df)
+    policy = ws.json("models/policy.json")
+    assert policy["features"] == schema.features and policy["familiarity"]["method"] == "pairs"
+    assert 0 <= policy["policy"]["edible_below"] <= policy["policy"]["poisonous_from"] <= 1
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -144,9 +147,7 @@ def test_every_model_trains_and_learns_the_rule(tmp_path, model):
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
     info = ws.json("models/train_info.json")
     assert info["model"] == model and info["n_train"] == 800
-    assert (
-        ws.json("reports/cv_metrics.json")["cv_accuracy"] > 0.95
-    )  # class = f(odor) in the fixture
+    assert ws.json("reports/held_out.json")["roc_auc"] > 0.95  # class = f(odor) in the fixture
 
 
 def test_grid_search_picks_from_the_grid_and_reports_it(uci_raw, tmp_path):
@@ -158,7 +159,7 @@ def test_grid_search_picks_from_the_grid_and_reports_it(uci_raw, tmp_path):
         train__search__grid={"logreg": {"C": [0.001, 10.0]}},
     )
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
-    search = ws.json("reports/cv_metrics.json")["search"]
+    search = ws.json("reports/held_out.json")["search"]
     assert search["candidates"] == 2 and search["best_params"]["C"] in (0.001, 10.0)
     assert ws.json("models/train_info.json")["hyperparameters"]["C"] == search["best_params"]["C"]
 
@@ -171,38 +172,59 @@ def test_train_rejects_unknown_model(uci_raw, tmp_path, capsys):
     assert not (tmp_path / "models" / "model.joblib").exists()
 
 
-def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
-    secondary_raw, tmp_path, mlflow_store
-):
+def test_evaluate_writes_metrics_safety_gate_plots_and_an_mlflow_run(tmp_path, mlflow_store):
+    raw = tmp_path / "raw"
+    rawfixtures.write_secondary(raw, n_species=12)  # cross-validation folds of whole species
     ws = Workspace(
         tmp_path,
-        secondary_raw,
+        raw,
         data__dataset="secondary",
         prepare__split="species",
         prepare__test_size=0.33,
         train__cv_folds=2,
+        evaluate__cv__folds=2,
+        evaluate__cv__repeats=1,
     )
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
     assert ws.evaluate() == 0
     metrics = ws.json("reports/metrics.json")
     test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
-    assert metrics["n_test"] == len(test_df)
-    assert (metrics["dataset"], metrics["split"]) == ("secondary", "species")
-    for key in (
-        "accuracy",
-        "precision_poisonous",
-        "recall_poisonous",
-        "f1_poisonous",
-        "roc_auc",
-        "pr_auc",
-        "brier",
-        "false_edible_rate",
-    ):
-        assert 0.0 <= metrics[key] <= 1.0, key
+    train_df = pd.read_parquet(tmp_path / "prepared" / dataset.TRAIN_FILE)
+    assert metrics["dataset"] == "secondary" and metrics["test"]["split"] == "species"
+    assert metrics["test"]["rows"] == len(test_df) and metrics["cv"]["rows"] == len(train_df)
+    assert metrics["cv"]["scheme"] == "species held out, 2 folds x 1 repeat"
+    for split in ("test", "cv"):
+        figures = metrics[split]
+        for key in ("accuracy", "false_edible_rate", "unsafe_edible_share", "coverage"):
+            assert 0.0 <= figures[key] <= 1.0, (split, key)
+        for key in ("abstention_rate", "unfamiliar_rate"):
+            assert 0.0 <= figures[key] <= 1.0, (split, key)
+        assert figures["false_edible_rate"] == pytest.approx(
+            figures["false_edible"] / figures["poisonous"], abs=1e-6
+        )
+        assert (
+            figures["edible_answers"] + figures["poisonous_answers"] + figures["uncertain"]
+            == figures["rows"]
+        )
     n_poisonous = int((test_df[TARGET] == "poisonous").sum())
-    assert metrics["false_edible_rate"] == pytest.approx(metrics["false_edible"] / n_poisonous)
+    assert metrics["test"]["poisonous"] == n_poisonous
+    safety = ws.json("reports/safety.json")
+    assert safety["random"]["descriptions"] == 10_000 and safety["poison_markers"] is None
+    n_values = sum(len(t.allowed_values) - 1 for t in get_catalogue("secondary").categorical)
+    assert safety["single_trait"]["descriptions"] == n_values + 3 * 3  # 3 per measurement
     gate = ws.json("reports/gate.json")
-    assert gate["passed"] == (metrics["false_edible"] == 0) == metrics["gate_passed"]
+    checked = {c["metric"]: c for c in gate["checks"]}
+    assert set(checked) == {
+        "test.false_edible",
+        "test.false_edible_rate",
+        "cv.false_edible_rate",
+        "safety.single_trait.edible",
+        "safety.random.edible",
+        "safety.monotonicity.violations",
+    }
+    assert checked["test.false_edible"]["value"] == metrics["test"]["false_edible"]
+    assert checked["safety.random.edible"]["value"] == safety["random"]["edible"]
+    assert gate["passed"] == all(c["passed"] for c in gate["checks"]) == metrics["gate_passed"]
     plots = tmp_path / "reports" / "plots"
     pngs = {p.name for p in (plots / "images").glob("*.png")}
     assert pngs == {
@@ -212,18 +234,17 @@ def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
         "calibration.png",
         "feature_importance.png",
     }
-    assert all(
-        (tmp_path / "reports" / "plots" / "images" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs
-    )
-    assert {p.name for p in (tmp_path / "reports" / "plots" / "sklearn").glob("*.json")} == {
+    assert all((plots / "images" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    assert {p.name for p in (plots / "sklearn").glob("*.json")} == {
         "confusion_matrix.json",
         "roc.json",
         "precision_recall.json",
         "calibration.json",
     }
-    importance = json.loads(
-        (tmp_path / "reports" / "plots" / "custom" / "feature_importance.json").read_text()
-    )
+    answers = json.loads((plots / "sklearn" / "confusion_matrix.json").read_text())
+    assert {row["predicted"] for row in answers} <= {"edible", "uncertain", "poisonous"}
+    assert len(answers) == len(test_df)
+    importance = json.loads((plots / "custom" / "feature_importance.json").read_text())
     assert {row["trait"] for row in importance} == set(get_catalogue("secondary").trait_names)
 
     with sqlite3.connect(mlflow_store) as db:
@@ -233,19 +254,34 @@ def test_evaluate_writes_metrics_gate_plots_and_an_mlflow_run(
         logged = dict(db.execute("select key, value from metrics where run_uuid = ?", (run_id,)))
         tags = dict(db.execute("select key, value from tags where run_uuid = ?", (run_id,)))
         params = dict(db.execute("select key, value from params where run_uuid = ?", (run_id,)))
-    assert logged["false_edible"] == metrics["false_edible"] and "cv_roc_auc" in logged
+    assert logged["test.false_edible"] == metrics["test"]["false_edible"]
+    assert logged["cv.coverage"] == pytest.approx(metrics["cv"]["coverage"])
+    assert logged["safety.random.edible"] == safety["random"]["edible"]
     assert tags["dataset"] == "secondary" and len(tags["inputs_sha256"]) == 64
     assert params["prepare.split"] == "species" and params["train.model"] == "logreg"
     assert artifacts.startswith(str(mlflow_store.parent / "mlruns"))  # beside the store
     assert list((mlflow_store.parent / "mlruns").rglob("MLmodel"))
+    assert list((mlflow_store.parent / "mlruns").rglob("policy/policy.json"))
 
 
-def test_gate_failure_names_the_metric_and_excess(uci_raw, tmp_path, mlflow_store, capsys):
-    # A threshold of 1.0 calls nearly everything edible: the gate must fail, loudly.
-    ws = Workspace(tmp_path, uci_raw, evaluate__threshold=1.0, train__cv_folds=2)
+def test_gate_failure_names_the_metric_and_excess(tmp_path, mlflow_store, capsys):
+    # Labels no trait predicts, and thresholds allowed any held-out false edible rate: the
+    # model answers edible about poisonous test mushrooms and the gate must fail, loudly.
+    raw = tmp_path / "raw"
+    rawfixtures.relabel_at_random(rawfixtures.write_uci(raw))
+    ws = Workspace(
+        tmp_path,
+        raw,
+        train__cv_folds=2,
+        evaluate__cv__folds=2,
+        evaluate__cv__repeats=1,
+        evaluate__gate__max_false_edible_rate=1.0,
+        train__familiarity__quantile=1.0,
+    )
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0 and ws.evaluate() == 0
     gate = ws.json("reports/gate.json")
-    assert not gate["passed"] and not ws.json("reports/metrics.json")["gate_passed"]
+    metrics = ws.json("reports/metrics.json")
+    assert not gate["passed"] and not metrics["gate_passed"]
     failed = {c["metric"]: c for c in gate["checks"] if not c["passed"]}
-    assert failed["false_edible"]["excess"] == ws.json("reports/metrics.json")["false_edible"] > 0
-    assert "gate FAILED: false_edible" in capsys.readouterr().out
+    assert failed["test.false_edible"]["excess"] == metrics["test"]["false_edible"] > 0
+    assert "gate FAILED: test.false_edible" in capsys.readouterr().out

@@ -3,8 +3,9 @@
 A mushroom is a JSON object of traits. Field names are snake_case (``cap_shape``) or the
 dataset's hyphenated form (``cap-shape``); a categorical value is its readable name
 (``convex``) or code letter (``x``), any case; measurements are numbers >= 0 in the
-catalogue's unit. A trait left out, null, or ``"missing"`` is missing. A validated value
-is one of ``spellings(trait)``; the classifier maps it to the readable name.
+catalogue's unit. A trait left out or null is *unknown*: an answer must hold whatever its
+value. ``"missing"`` (UCI: ``?``) is a value, the datasets' "not recorded". A validated
+value is one of ``spellings(trait)``; the classifier maps it to the readable name.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ EXAMPLES = {
 
 def _allowed_text(trait: Trait) -> str:
     pairs = [f"{name} ({code})" for code, name in trait.codes.items()]
-    return ", ".join(pairs + [MISSING])
+    return ", ".join(pairs + [f"{MISSING} (not recorded)"])
 
 
 def spellings(trait: Trait) -> dict[str, str]:
@@ -104,7 +105,8 @@ def mushroom_model(catalogue: DatasetCatalogue) -> type:
                     ge=0,
                     allow_inf_nan=False,
                     validation_alias=names,
-                    description=f"{trait.column}, in {trait.unit}; leave out if not measured",
+                    description=f"{trait.column}, in {trait.unit}; leave out if not measured "
+                    "(unknown)",
                     json_schema_extra={"example": 5.0},
                 ),
             ]
@@ -115,7 +117,7 @@ def mushroom_model(catalogue: DatasetCatalogue) -> type:
                     default=None,
                     validation_alias=names,
                     description=f"{trait.column}: {_allowed_text(trait)}; codes and any case "
-                    "are accepted too",
+                    "are accepted too; leave out (or null) if unknown",
                     json_schema_extra={
                         "example": next(iter(trait.codes.values())),
                         "x-codes": dict(trait.codes),
@@ -135,13 +137,38 @@ class Answer(TypedDict):
 
     verdict: Annotated[
         Literal["edible", "poisonous", "uncertain"],
-        Field(description="'uncertain' means do not eat: the model is not sure enough"),
+        Field(
+            description="'uncertain' means do not eat: the description is unlike the "
+            "mushrooms the model learned from, an unknown trait could make it poisonous, "
+            "or the evidence is not strong enough either way"
+        ),
     ]
-    probability_poisonous: float
+    probability_poisonous: Annotated[
+        float,
+        Field(description="calibrated P(poisonous), unknown traits scored as not recorded"),
+    ]
+    reasons: Annotated[
+        list[str],
+        Field(
+            description="Why, most important first. 'unfamiliar': unlike the training "
+            "mushrooms; 'unknown:<trait>': a trait not given whose value could change it most; "
+            "'poisonous_species:<name>': a poisonous species the given traits fit; "
+            "'borderline': between the edible and poisonous thresholds; "
+            "'species:<name>': a species it fits; '<trait>=<value>': a given trait that "
+            "pushed the answer most towards its verdict. The same description always "
+            "gets the same reasons.",
+            examples=[["odor=foul", "spore_print_color=chocolate", "gill_size=narrow"]],
+        ),
+    ]
     model_version: str
     request_id: Annotated[str, Field(description="identifies this prediction, e.g. for feedback")]
-    missing_traits: Annotated[
-        list[str], Field(description="traits the model uses that were not given")
+    unknown_traits: Annotated[
+        list[str],
+        Field(
+            description="unknown traits: those the model uses that were not given (left out "
+            "or null); the verdict holds whatever their values ('missing' is a value, 'not "
+            "recorded', and is not listed here)"
+        ),
     ]
 
 

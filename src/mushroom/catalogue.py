@@ -61,6 +61,11 @@ class DatasetCatalogue:
     name: str
     traits: tuple[Trait, ...]
     citation: str
+    poison_markers: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Trait values the code book itself names as marks of poison: a description with one
+    must never be answered edible (a check of the safety suite, not a rule of the model)."""
+    has_species_profiles: bool = False
+    """Whether the dataset documents each species' allowed values (secondary)."""
 
     @property
     def trait_names(self) -> list[str]:
@@ -126,6 +131,10 @@ _UCI_STALK_SURFACE = {"f": "fibrous", "y": "scaly", "k": "silky", "s": "smooth"}
 UCI = DatasetCatalogue(
     name="uci",
     citation="Schlimmer, J. (1987). Mushroom. UCI ML Repository. doi:10.24432/C5959T",
+    # agaricus-lepiota.names, rule P_1: "odor=NOT(almond.OR.anise.OR.none)" is poisonous.
+    poison_markers=MappingProxyType(
+        {"odor": frozenset({"foul", "creosote", "fishy", "pungent", "spicy", "musty"})}
+    ),
     traits=(
         _cat(
             "cap-shape",
@@ -283,6 +292,7 @@ SECONDARY = DatasetCatalogue(
     name="secondary",
     citation="Wagner, Heider & Hattab (2021). Secondary Mushroom. UCI ML Repository. "
     "doi:10.24432/C5FP5Q",
+    has_species_profiles=True,
     traits=(
         _num("cap-diameter", "cm"),
         _sec_cat(

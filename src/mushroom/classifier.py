@@ -9,14 +9,13 @@ import time
 from itertools import repeat
 from pathlib import Path
 
-import joblib
 import numpy as np
 from pydantic import TypeAdapter
 
 from mushroom.api_schema import Answer, mushroom_model, spellings
-from mushroom.catalogue import MISSING, get_catalogue
-from mushroom.modelstore import CARD_FILE, MODEL_FILE, NAME
-from mushroom.scoring import FastScorer, verdicts
+from mushroom.bundle import load_bundle
+from mushroom.catalogue import get_catalogue
+from mushroom.modelstore import CARD_FILE, MODEL_FILE, NAME, POLICY_FILE
 
 
 def read_card(model_dir: str | Path) -> dict:
@@ -37,28 +36,28 @@ class Classifier:
     trait and a few numpy calls, not one Python object per mushroom and trait."""
 
     def __init__(self, model_dir: str | Path):
+        model_dir = Path(model_dir)
         self.card = read_card(model_dir)
-        self.catalogue = get_catalogue(self.card["dataset"])
+        bundle = load_bundle(model_dir / MODEL_FILE, model_dir / POLICY_FILE)
+        self.judge = bundle.judge()
+        self.catalogue = get_catalogue(bundle.dataset)
         self._mushroom = TypeAdapter(mushroom_model(self.catalogue))
-        self.features = self.card["features"]
-        self.scorer = FastScorer(
-            joblib.load(Path(model_dir) / MODEL_FILE), self.features, self.catalogue
-        )
+        self.features = bundle.features
         categorical, numeric = self.catalogue.categorical, self.catalogue.numeric
         self.categorical_names = [t.name for t in categorical]
         self.numeric_names = [t.name for t in numeric]
-        # A value is indexed by its position in the trait's allowed values, as the scorer's.
+        # A value is indexed by its position in the trait's allowed values, as the scorer's;
+        # one past the last is unknown (left out or null).
         self.value_index = [
             {spelling: t.allowed_values.index(name) for spelling, name in spellings(t).items()}
-            | {None: t.allowed_values.index(MISSING)}
+            | {None: len(t.allowed_values)}
             for t in categorical
         ]
-        self.readable = [np.array(t.allowed_values, dtype=object) for t in categorical]
-        self.missing_index = np.array([t.allowed_values.index(MISSING) for t in categorical])
-        self.scored_categorical = [
-            self.categorical_names.index(t.name) for t in self.scorer.categorical
-        ]
-        self.scored_numeric = [self.numeric_names.index(t.name) for t in self.scorer.numeric]
+        self.readable = [np.array([*t.allowed_values, None], dtype=object) for t in categorical]
+        self.unknown_index = np.array([len(t.allowed_values) for t in categorical])
+        scorer = self.judge.scorer
+        self.scored_categorical = [self.categorical_names.index(t.name) for t in scorer.categorical]
+        self.scored_numeric = [self.numeric_names.index(t.name) for t in scorer.numeric]
         # Columns are categorical traits then numeric ones; these put them in catalogue order.
         both = self.categorical_names + self.numeric_names
         self.trait_names = [t.name for t in self.catalogue.traits]
@@ -72,7 +71,8 @@ class Classifier:
 
     def classify(self, mushrooms: list[dict]) -> tuple[list[Answer], list[list]]:
         """Answers for validated mushrooms, and their traits as columns in catalogue order,
-        spelled as in the prepared data (readable names, ``missing``; measurements, None)."""
+        spelled as in the prepared data (readable names, ``missing``; measurements), None
+        where unknown."""
         n = len(mushrooms)
         index = np.empty((n, len(self.categorical_names)), dtype=np.intp)
         for column, name in enumerate(self.categorical_names):
@@ -80,27 +80,29 @@ class Classifier:
             index[:, column] = [lookup[m[name]] for m in mushrooms]
         measured = [[m[name] for name in self.numeric_names] for m in mushrooms]
         numbers = np.array(measured, dtype=float).reshape(n, len(self.numeric_names))
-        p = self.scorer.predict_proba(
+        judgement = self.judge.judge(
             index[:, self.scored_categorical], numbers[:, self.scored_numeric]
         )
-        missing = np.concatenate([index == self.missing_index, np.isnan(numbers)], axis=1)
-        missing = missing[:, self.feature_order]
+        unknown = np.concatenate([index == self.unknown_index, np.isnan(numbers)], axis=1)
+        unknown = unknown[:, self.feature_order]
         gone = {
-            i: [self.features[j] for j in np.flatnonzero(missing[i])]
-            for i in np.flatnonzero(missing.any(axis=1)).tolist()
+            i: [self.features[j] for j in np.flatnonzero(unknown[i])]
+            for i in np.flatnonzero(unknown.any(axis=1)).tolist()
         }
         answers: list[Answer] = [
             {
                 "verdict": verdict,
                 "probability_poisonous": probability,
+                "reasons": reasons,
                 "model_version": self.version,
                 "request_id": request_id,
-                "missing_traits": gone.get(i, []),
+                "unknown_traits": gone.get(i, []),
             }
-            for i, (verdict, probability, request_id) in enumerate(
+            for i, (verdict, probability, reasons, request_id) in enumerate(
                 zip(
-                    verdicts(p, self.card["policy"]).tolist(),
-                    p.tolist(),
+                    judgement.verdict.tolist(),
+                    judgement.probability.tolist(),
+                    judgement.reasons,
                     request_ids(n),
                     strict=True,
                 )
@@ -122,6 +124,8 @@ class Classifier:
                 repeat(self.catalogue.name, n),
                 [a["probability_poisonous"] for a in answers],
                 [a["verdict"] for a in answers],
+                ["unfamiliar" in a["reasons"] for a in answers],
+                ["; ".join(a["reasons"]) for a in answers],
                 *traits,
                 strict=True,
             )

@@ -68,7 +68,8 @@ def predict(args: argparse.Namespace) -> int:
     out = frame.assign(
         verdict=[a["verdict"] for a in answers],
         probability_poisonous=[a["probability_poisonous"] for a in answers],
-        missing_traits=[";".join(a["missing_traits"]) for a in answers],
+        unknown_traits=[";".join(a["unknown_traits"]) for a in answers],
+        reasons=["; ".join(a["reasons"]) for a in answers],
         model_version=classifier.version,
     )
     write_with(args.output, lambda path: out.to_csv(path, index=False))
@@ -96,6 +97,14 @@ def monitor_check(args: argparse.Namespace) -> int:
     if report["prediction_drift"]:
         findings.append(
             (PREDICTION_DRIFT, f"prediction drift: score {report['prediction_drift_score']:.3f}")
+        )
+    if report.get("unfamiliar_alarm"):
+        findings.append(
+            (
+                DATASET_DRIFT,
+                f"{report['unfamiliar_share']:.1%} of descriptions are unlike the training "
+                f"mushrooms (training split: {report['reference_unfamiliar_share']:.1%})",
+            )
         )
     if report["dataset_drift"]:
         findings.append(
@@ -134,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         dest="action", required=True
     )
     exits = (
-        f"exit {HEALTHY}: healthy, {DATASET_DRIFT}: dataset drift, {PREDICTION_DRIFT}: "
+        f"exit {HEALTHY}: healthy, {DATASET_DRIFT}: dataset drift or unfamiliar "
+        f"descriptions, {PREDICTION_DRIFT}: "
         f"prediction drift, {LABELLED_FALSE_EDIBLE}: a labelled false edible"
     )
     check = monitor.add_parser(

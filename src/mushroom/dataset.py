@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import pandas as pd
 
 from mushroom.catalogue import POISONOUS, TARGET, DatasetCatalogue, get_catalogue
 from mushroom.fsutil import read_json, write_json
+from mushroom.rawdata import SOURCE_LINE
 
 TRAIN_FILE, TEST_FILE, SCHEMA_FILE = "train.parquet", "test.parquet", "schema.json"
+SPECIES_FILE = "species.json"
+"""The species profiles of the source (secondary's primary_data.csv); empty for UCI."""
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,19 @@ def label(frame: pd.DataFrame) -> np.ndarray:
 def load_split(directory: str | Path, file: str) -> tuple[pd.DataFrame, Schema]:
     directory = Path(directory)
     return pd.read_parquet(directory / file), read_schema(directory)
+
+
+def write_species(directory: Path, profiles: list[dict]) -> None:
+    write_json(directory / SPECIES_FILE, profiles)
+
+
+def read_species(directory: str | Path) -> list[dict]:
+    """Species profiles, index = species id (see ``rawdata.read_species_profiles``)."""
+    return read_json(Path(directory) / SPECIES_FILE)
+
+
+def rows_digest(frame: pd.DataFrame) -> str:
+    """sha256 of which raw rows a frame holds (their file lines, sorted): says, e.g., that
+    thresholds were chosen on exactly the training split."""
+    lines = np.sort(frame[SOURCE_LINE].to_numpy(dtype=np.int64))
+    return hashlib.sha256(lines.tobytes()).hexdigest()

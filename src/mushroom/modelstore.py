@@ -7,7 +7,7 @@ from pathlib import Path
 NAME = "mushroom-classifier"
 """The MLflow registered model and the BentoML store entry."""
 ALIAS = "champion"
-CARD_FILE, MODEL_FILE = "model_card.json", "model.joblib"
+CARD_FILE, MODEL_FILE, POLICY_FILE = "model_card.json", "model.joblib", "policy.json"
 DEFAULT_TAG = f"{NAME}:latest"
 """Promotion saves a new store entry whenever the champion changes, so latest is it."""
 

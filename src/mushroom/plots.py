@@ -11,9 +11,15 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.calibration import calibration_curve  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+from sklearn.metrics import (  # noqa: E402
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 CLASS_NAMES = ["edible", "poisonous"]
+ANSWERS = ["edible", "uncertain", "poisonous"]
 
 
 def _figure(title: str, size=(5, 4.5)) -> tuple[Figure, plt.Axes]:
@@ -22,10 +28,11 @@ def _figure(title: str, size=(5, 4.5)) -> tuple[Figure, plt.Axes]:
     return fig, ax
 
 
-def confusion(y: np.ndarray, y_pred: np.ndarray, threshold: float) -> Figure:
-    counts = np.zeros((2, 2), dtype=int)
-    np.add.at(counts, (y, y_pred), 1)
-    fig, ax = _figure(f"Confusion matrix (poisonous if p ≥ {threshold:g})")
+def confusion(y: np.ndarray, verdict: np.ndarray) -> Figure:
+    counts = np.array(
+        [[((y == row) & (verdict == answer)).sum() for answer in ANSWERS] for row in (0, 1)]
+    )
+    fig, ax = _figure("Answers on the test split (uncertain: do not eat)", size=(6, 4.5))
     ax.imshow(counts, cmap="Blues")
     for (row, col), n in np.ndenumerate(counts):
         note = "\nFALSE EDIBLE" if (row, col) == (1, 0) else ""
@@ -37,9 +44,9 @@ def confusion(y: np.ndarray, y_pred: np.ndarray, threshold: float) -> Figure:
             va="center",
             color="crimson" if note and n else "black",
         )
-    ax.set_xticks([0, 1], CLASS_NAMES)
+    ax.set_xticks([0, 1, 2], ANSWERS)
     ax.set_yticks([0, 1], CLASS_NAMES)
-    ax.set_xlabel("predicted")
+    ax.set_xlabel("answer")
     ax.set_ylabel("actual")
     return fig
 
@@ -82,10 +89,11 @@ def importance(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def log_evaluation(live, y, p, y_pred, table: pd.DataFrame, metrics: dict, threshold: float):
-    """Log the evaluation plots to a dvclive ``Live``: vega JSON for DVC, PNG for offline."""
+def log_evaluation(live, y, p, verdict, table: pd.DataFrame) -> None:
+    """Log the evaluation plots to a dvclive ``Live``: vega JSON for DVC, PNG for offline.
+    ``p`` is the calibrated P(poisonous), ``verdict`` the answers given."""
     names = np.array(CLASS_NAMES)
-    live.log_sklearn_plot("confusion_matrix", names[y], names[y_pred], name="confusion_matrix.json")
+    live.log_sklearn_plot("confusion_matrix", names[y], verdict, name="confusion_matrix.json")
     live.log_sklearn_plot("roc", y, p, name="roc.json")
     live.log_sklearn_plot("precision_recall", y, p, name="precision_recall.json")
     live.log_sklearn_plot("calibration", y, p, name="calibration.json")
@@ -97,13 +105,12 @@ def log_evaluation(live, y, p, y_pred, table: pd.DataFrame, metrics: dict, thres
         template="bar_horizontal",
         title="Permutation importance",
     )
+    auc = roc_auc_score(y, p) if 0 < y.sum() < len(y) else float("nan")
     for name, figure in (
-        ("confusion_matrix.png", confusion(y, y_pred, threshold)),
-        ("roc.png", roc(y, p, metrics["roc_auc"])),
-        ("precision_recall.png", precision_recall(y, p, metrics["pr_auc"])),
+        ("confusion_matrix.png", confusion(y, verdict)),
+        ("roc.png", roc(y, p, auc)),
+        ("precision_recall.png", precision_recall(y, p, average_precision_score(y, p))),
         ("calibration.png", calibration(y, p)),
         ("feature_importance.png", importance(table)),
     ):
         live.log_image(name, figure)
-    for name, value in metrics.items():
-        live.log_metric(name, value, plot=False)

@@ -6,9 +6,10 @@ SIGKILLed right after (a committed WAL frame is in the OS page cache; ``synchron
 trades only the last transactions before a power loss for ~no fsync cost). Concurrent
 writers, threads or worker processes, are serialised by SQLite's lock: rows cannot tear or
 interleave, which appends from several processes to one text file cannot promise. Each
-trait is a column holding its readable name (``missing`` when not given) or measurement
-(NULL when not given), as in the prepared data, so the drift stage reads the log straight
-into a frame.
+trait is a column holding its readable name (``missing``: "not recorded", as in the
+prepared data) or measurement, NULL where the description left it out (unknown), so the
+drift stage reads the log straight into a frame. Each answer also keeps whether its
+description was unfamiliar and its reasons.
 """
 
 from __future__ import annotations
@@ -25,7 +26,18 @@ from mushroom.catalogue import CATALOGUES
 
 DEFAULT_PATH = Path("data/monitoring/predictions.db")
 ENV_VAR = "MUSHROOM_PREDICTION_LOG"
-META_COLUMNS = ("request_id", "logged_at", "model_version", "dataset", "probability", "verdict")
+META_COLUMNS = (
+    "request_id",
+    "logged_at",
+    "model_version",
+    "dataset",
+    "probability",
+    "verdict",
+    "unfamiliar",
+    "reasons",
+)
+ADDED_COLUMNS = {"unfamiliar": "integer not null default 0", "reasons": "text not null default ''"}
+"""Columns later versions added: a log written before them gains them when opened."""
 TRAIT_COLUMNS = tuple(dict.fromkeys(t.name for c in CATALOGUES.values() for t in c.traits))
 
 
@@ -55,8 +67,13 @@ class PredictionLog:
         self._db.execute(
             "create table if not exists predictions (request_id text primary key, "
             "logged_at text not null, model_version text not null, dataset text not null, "
-            f"probability real not null, verdict text not null, {traits})"
+            f"probability real not null, verdict text not null, unfamiliar integer not null, "
+            f"reasons text not null, {traits})"
         )
+        present = {row[1] for row in self._db.execute("pragma table_info(predictions)")}
+        for column, declaration in ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"alter table predictions add column {column} {declaration}")
         self._db.execute(
             "create table if not exists feedback (request_id text primary key "
             "references predictions, true_class text not null "

@@ -2,8 +2,10 @@
 
 Only a model whose evaluate gate passed is promoted. It is registered in MLflow as
 ``mushroom-classifier`` with alias ``champion`` and saved to the BentoML model store under
-the same name, with a model card the service answers ``GET /model`` from. Promotion is
-idempotent: a model is known by the sha256 of its inputs (prepared data, model, params),
+the same name, with its verdict policy (``policy.json``: familiarity detector,
+calibration, thresholds) and a model card the service answers ``GET /model`` from.
+Promotion is idempotent: a model is known by the sha256 of its inputs (prepared data,
+model, policy, params),
 and promoting the same one again reuses its registered version and store entry.
 """
 
@@ -16,8 +18,19 @@ from pathlib import Path
 
 from mushroom import dataset, tracking
 from mushroom.fsutil import read_json
-from mushroom.modelstore import ALIAS, CARD_FILE, DEFAULT_TAG, MODEL_FILE, NAME, timing_path
-from mushroom.params import ParamsError, get, load_params
+from mushroom.modelstore import (
+    ALIAS,
+    CARD_FILE,
+    DEFAULT_TAG,
+    MODEL_FILE,
+    NAME,
+    POLICY_FILE,
+    timing_path,
+)
+from mushroom.params import ParamsError, flatten, load_params
+
+BULKY = ("seen", "species")
+"""The detector's tables stay in policy.json: the card says how it was fitted."""
 
 
 class PromotionRefused(RuntimeError):
@@ -34,20 +47,6 @@ def require_gate_passed(gate: dict) -> None:
         raise PromotionRefused(f"the evaluate gate failed: {reasons}")
 
 
-def serving_policy(params: dict, threshold: float) -> dict:
-    low, high = get(params, "serve.abstain_zone")
-    if not 0 <= low <= high <= 1:
-        raise ParamsError(
-            f"params.yaml: serve.abstain_zone [{low}, {high}] must satisfy 0 <= low <= high <= 1"
-        )
-    # Edible only below what the gate validated: never above evaluate.threshold.
-    return {
-        "edible_below": min(low, threshold),
-        "poisonous_from": high,
-        "validated_threshold": threshold,
-    }
-
-
 def register_in_mlflow(run_id: str, digest: str, tags: dict) -> str:
     mlflow = tracking.configure()
     client = mlflow.MlflowClient()
@@ -62,7 +61,7 @@ def register_in_mlflow(run_id: str, digest: str, tags: dict) -> str:
     return str(version)
 
 
-def save_to_bentoml(model_path: Path, card: dict) -> str:
+def save_to_bentoml(model_path: Path, policy_path: Path, card: dict) -> str:
     import bentoml
 
     try:
@@ -79,18 +78,19 @@ def save_to_bentoml(model_path: Path, card: dict) -> str:
     metadata = {k: card[k] for k in ("inputs_sha256", "version", "mlflow_run_id", "split")}
     with bentoml.models.create(NAME, labels=labels, metadata=metadata) as saved:
         Path(saved.path_of(MODEL_FILE)).write_bytes(model_path.read_bytes())
+        Path(saved.path_of(POLICY_FILE)).write_bytes(policy_path.read_bytes())
         Path(saved.path_of(CARD_FILE)).write_text(json.dumps(card, indent=2, default=str))
     return str(saved.tag)
 
 
 def promote(
-    params_path: Path, prepared: Path, model: Path, reports: Path, train_info: Path
+    params_path: Path, prepared: Path, model: Path, policy: Path, reports: Path, train_info: Path
 ) -> dict:
     params = load_params(params_path)
     require_gate_passed(read_json(reports / "gate.json"))
     metrics = read_json(reports / "metrics.json")
-    policy = serving_policy(params, metrics["threshold"])
-    digest = tracking.inputs_digest([prepared, model], params)
+    document = read_json(policy)
+    digest = tracking.inputs_digest([prepared, model, policy], params)
     run_id = tracking.find_run(digest)
     if run_id is None:
         raise PromotionRefused(
@@ -101,7 +101,8 @@ def promote(
     timing = timing_path(train_info)
     info |= read_json(timing) if timing.exists() else {"trained_at": None, "training_seconds": None}
     tags = {"git_commit": tracking.git_commit(), "dataset": schema.dataset, "split": schema.split}
-    tags |= {f"test_{k}": str(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    figures = flatten({k: metrics[k] for k in ("test", "cv")})
+    tags |= {k: str(v) for k, v in figures.items() if isinstance(v, int | float)}
     version = register_in_mlflow(run_id, digest, tags)
     card = {
         "name": NAME,
@@ -117,10 +118,12 @@ def promote(
         "trained_at": info["trained_at"],
         "training_seconds": info["training_seconds"],
         "params": params,
-        "test_metrics": metrics,
-        "policy": policy,
+        "metrics": metrics,
+        "policy": document["policy"],
+        "held_out": document["held_out"],
+        "familiarity": {k: v for k, v in document["familiarity"].items() if k not in BULKY},
     }
-    card["bento_model"] = save_to_bentoml(model, card)
+    card["bento_model"] = save_to_bentoml(model, policy, card)
     return card
 
 
@@ -129,11 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--prepared", default="data/prepared", type=Path)
     parser.add_argument("--model", default="models/model.joblib", type=Path)
+    parser.add_argument("--policy", default="models/policy.json", type=Path)
     parser.add_argument("--reports", default="reports", type=Path)
     parser.add_argument("--train-info", default="models/train_info.json", type=Path)
     args = parser.parse_args(argv)
     try:
-        card = promote(args.params, args.prepared, args.model, args.reports, args.train_info)
+        card = promote(
+            args.params, args.prepared, args.model, args.policy, args.reports, args.train_info
+        )
     except (PromotionRefused, ParamsError) as exc:
         print(f"promote: refused: {exc}", file=sys.stderr)
         return 3

@@ -210,3 +210,50 @@ def _primary_header(path: Path) -> list[str]:
     if [h.lower() for h in header[:3]] != ["family", "name", "class"]:
         raise RawDataError(path, "expected ';'-separated header starting family;name;class", line=1)
     return header
+
+
+def read_species_profiles(raw_dir: str | Path) -> list[dict]:
+    """Each species of primary_data.csv as the source describes it: per categorical trait
+    the readable values it may take (None: not documented), per measurement its [min, max]
+    (a single documented value is both). In file order, so index = ``SPECIES_ID``."""
+    path = Path(raw_dir) / PRIMARY_FILE
+    header = _primary_header(path)
+    columns = [h.lower() for h in header]
+    profiles = []
+    for line, record in enumerate(_read_rows(path, ";", header, has_header=True), start=2):
+        code = record[2].strip()
+        if code not in CLASS_CODES:
+            problem = f"unknown class; allowed codes: {', '.join(CLASS_CODES)}"
+            raise RawDataError(path, problem, line, "class", record[2])
+        traits = {
+            trait.name: _profile_cell(path, line, trait, record[columns.index(trait.column)])
+            for trait in get_catalogue("secondary").traits
+        }
+        profiles.append({"name": record[1].strip(), "class": CLASS_CODES[code], "traits": traits})
+    return profiles
+
+
+def _profile_cell(path: Path, line: int, trait, cell: str) -> list | None:
+    """``[x, f]`` -> readable names; ``[10, 20]`` or ``[15]`` -> [min, max]; blank -> None."""
+    cell = cell.strip()
+    if not cell:
+        return None
+    items = [item.strip() for item in cell.strip("[]").split(",")]
+    if not (cell.startswith("[") and cell.endswith("]")) or "" in items:
+        raise RawDataError(
+            path, "expected a bracketed list such as [x, f]", line, trait.column, cell
+        )
+    if trait.is_numeric:
+        try:
+            numbers = [float(item) for item in items]
+        except ValueError:
+            raise RawDataError(path, "not a number", line, trait.column, cell) from None
+        if min(numbers) < 0:
+            problem = f"negative measurement ({trait.unit})"
+            raise RawDataError(path, problem, line, trait.column, cell)
+        return [min(numbers), max(numbers)]
+    unknown = [item for item in items if item not in trait.codes]
+    if unknown:
+        problem = f"unknown code; allowed: {', '.join(sorted(trait.codes))}"
+        raise RawDataError(path, problem, line, trait.column, unknown[0])
+    return sorted({trait.codes[item] for item in items})

@@ -45,11 +45,13 @@ INFO_KEYS = (
     "model",
     "encoder",
     "params",
-    "test_metrics",
+    "metrics",
+    "held_out",
     "trained_at",
     "training_seconds",
     "git_commit",
     "policy",
+    "familiarity",
     "features",
 )
 

@@ -1,6 +1,7 @@
 """drift: have the described mushrooms or the verdicts moved away from training? (Evidently)
 
-Reference: the training split with the model's predictions on it. Current: the service's
+Reference: the training split with the model's answers on it (judged by the model's own
+verdict policy, ``models/policy.json``, as the service judges). Current: the service's
 prediction log (the last ``drift.window_rows`` rows and/or ``drift.window_days`` days),
 or, when it holds fewer than ``drift.min_rows`` rows of this model's dataset, a scenario
 built deterministically from the test split: ``none`` (a plain sample), ``shift`` (a trait
@@ -9,6 +10,7 @@ held-out species). Only distance methods are offered: a trait drifts when its di
 is at least its threshold. Chi-square p-values flag unshifted columns at tens of
 thousands of rows, so the defaults (Jensen-Shannon, Wasserstein, 0.1) judge effect size.
 When logged answers have feedback labels, drift.html ends with their classification quality.
+The share of unfamiliar descriptions (``mushroom.familiarity``) is reported for both.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import gc
 import sys
 from pathlib import Path
 
-import joblib
 import pandas as pd
 
 from mushroom import dataset
+from mushroom.bundle import load_bundle
+from mushroom.catalogue import MISSING
 from mushroom.fsutil import atomic_path, write_json
 from mushroom.monitoring import (
     drift_report,
@@ -32,8 +35,6 @@ from mushroom.monitoring import (
     with_quality_section,
 )
 from mushroom.params import ParamsError, get, load_params, number
-from mushroom.promote import serving_policy
-from mushroom.scoring import verdicts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--prepared", default="data/prepared", type=Path)
     parser.add_argument("--model", default="models/model.joblib", type=Path)
+    parser.add_argument("--policy", default="models/policy.json", type=Path)
     parser.add_argument("--log", default="data/monitoring/predictions.db", type=Path)
     parser.add_argument("--json", default="reports/drift.json", type=Path)
     parser.add_argument("--html", default="reports/drift.html", type=Path)
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     test = pd.read_parquet(args.prepared / dataset.TEST_FILE)
     try:
         params = load_params(args.params)
-        policy = serving_policy(params, number(params, "evaluate.threshold", 0, 1))
+        limit = number(params, "drift.max_unfamiliar_share", 0, 1)
         current = logged_rows(args.log, schema.dataset, params)
         source = "prediction_log"
         if len(current) < int(get(params, "drift.min_rows")):
@@ -58,21 +60,35 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:
         print(f"drift: {exc}", file=sys.stderr)
         return 2
-    model = joblib.load(args.model)
+    judge = load_bundle(args.model, args.policy).judge()
     numeric = [f for f in schema.features if schema.catalogue.trait(f).is_numeric]
 
-    def with_predictions(frame: pd.DataFrame) -> pd.DataFrame:
-        """Traits plus P(poisonous) and verdict; logged rows keep what was answered."""
+    def with_answers(frame: pd.DataFrame) -> pd.DataFrame:
+        """Traits plus P(poisonous), verdict and unfamiliar; logged rows keep what was
+        answered. A trait the description left out is compared as ``missing``."""
         out = frame[schema.features].copy()
-        if {"probability", "verdict"} <= set(frame.columns):
-            return out.assign(probability=frame["probability"], verdict=frame["verdict"])
-        out["probability"] = model.predict_proba(out)[:, 1]
-        out["verdict"] = verdicts(out["probability"].to_numpy(), policy)
-        return out
+        categorical = [f for f in schema.features if f not in numeric]
+        out[categorical] = out[categorical].fillna(MISSING)
+        answered = ["probability", "verdict", "unfamiliar"]
+        if set(answered) <= set(frame.columns):
+            return out.assign(**{c: frame[c].to_numpy() for c in answered})
+        judgement = judge.judge(*judge.scorer.index_frame(frame), reasons=False)
+        return out.assign(
+            probability=judgement.probability,
+            verdict=judgement.verdict,
+            unfamiliar=~judgement.familiar,
+        )
 
-    frames = [with_predictions(train), with_predictions(current)]
-    snapshot = drift_report(*frames, schema.features, numeric, params)
+    frames = [with_answers(train), with_answers(current)]
+    snapshot = drift_report(
+        *[f.drop(columns="unfamiliar") for f in frames], schema.features, numeric, params
+    )
     summary = {"source": source, "n_reference": len(frames[0]), "n_current": len(frames[1])}
+    summary |= {
+        "reference_unfamiliar_share": round(float(frames[0]["unfamiliar"].mean()), 6),
+        "unfamiliar_share": round(float(frames[1]["unfamiliar"].astype(bool).mean()), 6),
+    }
+    summary["unfamiliar_alarm"] = summary["unfamiliar_share"] > limit
     summary |= summarise(snapshot, schema.features, params) | live_quality(current)
     with atomic_path(args.html) as tmp:
         with_quality_section(snapshot, current).save_html(str(tmp))
@@ -80,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"drift: {source}, {len(frames[1])} rows vs {len(frames[0])}: drift share "
         f"{summary['drift_share']:.2f} {summary['drifted_columns'] or ''}; prediction drift "
-        f"{summary['prediction_drift_score']:.3f}"
+        f"{summary['prediction_drift_score']:.3f}; unfamiliar {summary['unfamiliar_share']:.1%}"
     )
     for request_id in summary.get("false_edible_request_ids", []):
         print(f"drift: FALSE EDIBLE: request {request_id} was answered edible; it is poisonous")

@@ -1,4 +1,6 @@
-"""evaluate: test-split metrics, the false-edible gate, plots, and the MLflow run."""
+"""evaluate: what the answering system's verdicts are worth, on the test split and pooled
+over cross-validation folds; the behavioural safety suite; the promotion gate; plots; and
+one MLflow run. Every figure names its split (``test``, ``cv``, ``safety``)."""
 
 from __future__ import annotations
 
@@ -8,23 +10,23 @@ import sys
 import tempfile
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 from dvclive import Live
 from sklearn.inspection import permutation_importance
 
-from mushroom import dataset, plots, tracking
-from mushroom.fsutil import atomic_dir, atomic_path, read_json, write_json
-from mushroom.modeling import check_gate, classification_metrics
+from mushroom import dataset, plots, safety, tracking
+from mushroom.bundle import load_bundle
+from mushroom.evaluation import check_gate, cross_validated, judge_frame, verdict_metrics
+from mushroom.fitting import SingleClass
+from mushroom.fsutil import atomic_dir, read_json, write_json
+from mushroom.modeling import build_featurizer
 from mushroom.params import ParamsError, flatten, get, load_params, number
 
 IMPORTANCE_ROWS = 2000  # permutation importance on a sample keeps the stage fast on 12k rows
 
 
-def importance_table(
-    model, x: pd.DataFrame, y: np.ndarray, repeats: int, seed: int
-) -> pd.DataFrame:
+def importance_table(model, x: pd.DataFrame, y: np.ndarray, repeats: int, seed: int):
     if len(x) > IMPORTANCE_ROWS:
         keep = np.random.default_rng(seed).choice(len(x), IMPORTANCE_ROWS, replace=False)
         x, y = x.iloc[keep], y[keep]
@@ -41,12 +43,14 @@ def importance_table(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--prepared", default="data/prepared", type=Path)
     parser.add_argument("--model", default="models/model.joblib", type=Path)
-    parser.add_argument("--cv-metrics", default="reports/cv_metrics.json", type=Path)
+    parser.add_argument("--policy", default="models/policy.json", type=Path)
+    parser.add_argument("--held-out", default="reports/held_out.json", type=Path)
     parser.add_argument("--metrics", default="reports/metrics.json", type=Path)
+    parser.add_argument("--safety", default="reports/safety.json", type=Path)
     parser.add_argument("--gate", default="reports/gate.json", type=Path)
     parser.add_argument("--plots", default="reports/plots", type=Path)
     parser.add_argument(
@@ -59,58 +63,65 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        threshold = number(params, "evaluate.threshold", 0.0, 1.0)
         repeats = int(number(params, "evaluate.importance_repeats", 1, 50))
+        seed = int(get(params, "prepare.seed"))
     except ParamsError as exc:
         print(f"evaluate: {exc}", file=sys.stderr)
         return 2
-    digest = tracking.inputs_digest([args.prepared, args.model], params)
+    digest = tracking.inputs_digest([args.prepared, args.model, args.policy], params)
     if args.skip_if_logged and (run_id := tracking.find_run(digest)):
         print(f"evaluate: these inputs are already logged as MLflow run {run_id}")
         return 0
     test, schema = dataset.load_split(args.prepared, dataset.TEST_FILE)
-    model = joblib.load(args.model)
-    x, y = test[schema.features], dataset.label(test)
-    p = model.predict_proba(x)[:, 1]
-    y_pred = (p >= threshold).astype(int)
-    metrics = classification_metrics(y, p, threshold)
-    verdict = check_gate(metrics, params)
-    metrics |= {"n_test": len(test), "threshold": threshold, "gate_passed": verdict["passed"]}
-    table = importance_table(model, x, y, repeats, int(get(params, "prepare.seed")))
-
+    train = pd.read_parquet(args.prepared / dataset.TRAIN_FILE)
+    bundle = load_bundle(args.model, args.policy)
+    judge = bundle.judge()
+    y = dataset.label(test)
+    judgement = judge_frame(judge, test)
+    try:
+        featurizer = build_featurizer(params, schema.categorical)
+        cv = cross_validated(train, schema, params, featurizer, dataset.read_species(args.prepared))
+        metrics = {"test": {"split": schema.split} | verdict_metrics(y, judgement), "cv": cv}
+        report = safety.suite(judge, schema.catalogue, test, seed)
+        gate = check_gate(metrics, safety.edible_counts(report), params)
+    except (ParamsError, SingleClass) as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+    x = test[schema.features]
+    table = importance_table(bundle.pipeline, x, y, repeats, seed)
     with tempfile.TemporaryDirectory(dir=args.metrics.parent) as tmp:
         with Live(dir=tmp, dvcyaml=False, save_dvc_exp=False, report=None) as live:
-            plots.log_evaluation(live, y, p, y_pred, table, metrics, threshold)
-            live.summary |= {"dataset": schema.dataset, "split": schema.split}
+            plots.log_evaluation(live, y, judgement.probability, judgement.verdict, table)
         with atomic_dir(args.plots) as plots_tmp:
             shutil.copytree(Path(tmp) / "plots", plots_tmp, dirs_exist_ok=True)
-        with atomic_path(args.metrics) as metrics_tmp:
-            shutil.copyfile(Path(tmp) / "metrics.json", metrics_tmp)
-    write_json(args.gate, verdict)
-    cv_metrics = read_json(args.cv_metrics)
+    metrics |= {"dataset": schema.dataset, "gate_passed": gate["passed"]}
+    write_json(args.metrics, metrics)
+    write_json(args.safety, report)
+    write_json(args.gate, gate)
     run_id = tracking.log_evaluation(
         run_name=f"{params['train']['model']}-{params['featurize']['encoder']}-"
         f"{schema.dataset}-{schema.split}",
-        tags={
-            "dataset": schema.dataset,
-            "split": schema.split,
-            "inputs_sha256": digest,
-        },
+        tags={"dataset": schema.dataset, "split": schema.split, "inputs_sha256": digest},
         params=flatten(params),
-        metrics=metrics | flatten(cv_metrics),
-        model=model,
+        metrics=flatten(metrics | {"safety": report, "held_out": read_json(args.held_out)}),
+        model=bundle.pipeline,
         x_example=x.head(100),
-        p_example=p[:100],
-        artifacts={"reports": [args.metrics, args.gate, args.cv_metrics, args.plots]},
+        p_example=judgement.probability[:100],
+        artifacts={
+            "reports": [args.metrics, args.safety, args.gate, args.held_out, args.plots],
+            "policy": [args.policy],
+        },
     )
     print(f"evaluate: MLflow run {run_id} in {tracking.tracking_uri()}")
     failed = [
-        f"{c['metric']} {c['value']} > {c['limit']}" for c in verdict["checks"] if not c["passed"]
+        f"{c['metric']} {c['value']} > {c['limit']}" for c in gate["checks"] if not c["passed"]
     ]
-    outcome = "PASSED" if verdict["passed"] else "FAILED: " + "; ".join(failed)
+    test_figures = metrics["test"]
     print(
-        f"evaluate: accuracy {metrics['accuracy']:.4f}, false_edible {metrics['false_edible']} "
-        f"of {int(y.sum())} poisonous; gate {outcome}"
+        f"evaluate: test: {test_figures['false_edible']} of {test_figures['poisonous']} poisonous "
+        f"answered edible, coverage {test_figures['coverage']:.4f}; cv ({cv['scheme']}): false "
+        f"edible rate {cv['false_edible_rate']:.4f}, coverage {cv['coverage']:.4f}; gate "
+        + ("PASSED" if gate["passed"] else "FAILED: " + "; ".join(failed))
     )
     return 0
 

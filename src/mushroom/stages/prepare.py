@@ -19,7 +19,7 @@ from mushroom import dataset
 from mushroom.catalogue import MISSING, POISONOUS, TARGET, get_catalogue
 from mushroom.fsutil import atomic_dir, write_json
 from mushroom.params import ParamsError, choice, load_params, number
-from mushroom.rawdata import SPECIES_ID, RawDataError, read_raw
+from mushroom.rawdata import SPECIES_ID, RawDataError, read_raw, read_species_profiles
 
 
 def drop_constant(frame: pd.DataFrame, traits: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         test_size = number(params, "prepare.test_size", 0.05, 0.5)
         seed = int(number(params, "prepare.seed", 0, 2**32 - 1))
         raw = read_raw(name, args.raw_dir)
+        profiles = read_species_profiles(args.raw_dir) if name == "secondary" else []
     except (ParamsError, RawDataError) as exc:
         print(f"prepare: {exc}", file=sys.stderr)
         return 2
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         train.to_parquet(tmp / dataset.TRAIN_FILE, index=False)
         test.to_parquet(tmp / dataset.TEST_FILE, index=False)
         dataset.write_schema(tmp, dataset.Schema(name, how, features, dropped))
+        dataset.write_species(tmp, profiles)
     write_json(args.summary, summarise(frame, train, test, len(raw), features, dropped))
     print(
         f"prepare: {name}/{how}: {len(train)} train, {len(test)} test rows; "

@@ -1,8 +1,10 @@
-"""train: cross-validate the chosen model, optionally grid-search it, fit it, and save ONE
-artifact: featurizer + model as a single sklearn Pipeline over readable-name columns.
+"""train: fit the answering system on the training split and save it as ONE model
+(featurizer + classifier, a sklearn Pipeline over readable-name columns) and its policy
+(familiarity detector, calibration, thresholds: ``mushroom.fitting``).
 
-Cross-validation refits the encoder inside every fold (no leakage from the held-out fold)
-and, on a species split, holds out whole species, as the test split does.
+Calibration and thresholds are chosen on out-of-fold predictions: the encoder and model
+are refitted inside every fold, and on a species split whole species are held out, as
+the test split does. ``reports/held_out.json`` says how the policy did on those folds.
 """
 
 from __future__ import annotations
@@ -13,40 +15,21 @@ import time
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import (
-    GridSearchCV,
-    StratifiedGroupKFold,
-    StratifiedKFold,
-    cross_validate,
-)
+from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from mushroom import dataset
 from mushroom.catalogue import TARGET
-from mushroom.fsutil import write_json, write_with
+from mushroom.fitting import SingleClass, fit_bundle, folds
+from mushroom.fsutil import write_json
 from mushroom.modeling import build_model, model_name
 from mushroom.modelstore import timing_path
 from mushroom.params import ParamsError, get, load_params, number
-from mushroom.rawdata import SPECIES_ID
-
-CV_SCORES = {
-    "accuracy": "accuracy",
-    "roc_auc": "roc_auc",
-    "pr_auc": "average_precision",
-    "brier": "neg_brier_score",
-}
 
 
-def cv_splitter(schema: dataset.Schema, folds: int, seed: int):
-    if schema.split == "species":
-        return StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-
-
-def grid_search(pipeline, params, x, y, cv, groups) -> tuple[dict, dict]:
+def grid_search(pipeline, params, x, y, cv) -> tuple[dict, dict]:
     """Search ``train.search.grid.<model>``; return the best hyperparameters and a summary."""
     name = model_name(params)
     grid = get(params, "train.search.grid").get(name) or {}
@@ -59,7 +42,7 @@ def grid_search(pipeline, params, x, y, cv, groups) -> tuple[dict, dict]:
         cv=cv,
         n_jobs=1,
     )
-    search.fit(x, y, groups=groups)
+    search.fit(x, y)
     best = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
     return best, {
         "best_score": float(search.best_score_),
@@ -75,45 +58,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--features", default="data/features", type=Path)
     parser.add_argument("--featurizer", default="models/featurizer.joblib", type=Path)
     parser.add_argument("--model", default="models/model.joblib", type=Path)
+    parser.add_argument("--policy", default="models/policy.json", type=Path)
     parser.add_argument("--train-info", default="models/train_info.json", type=Path)
-    parser.add_argument("--metrics", default="reports/cv_metrics.json", type=Path)
+    parser.add_argument("--metrics", default="reports/held_out.json", type=Path)
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        folds = int(number(params, "train.cv_folds", 2, 20))
-        seed = int(get(params, "train.seed"))
+        n_folds = int(number(params, "train.cv_folds", 2, 20))
         model = build_model(params)
         tune = bool(get(params, "train.search.enabled"))
+        number(params, "train.familiarity.quantile", 0.5, 1.0)
+        number(params, "train.abstention.max_false_poisonous_rate", 0, 1)
+        number(params, "evaluate.gate.max_false_edible_rate", 0, 1)
     except (ParamsError, ValueError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
-    x, y = train[schema.features], dataset.label(train)
-    groups = train[SPECIES_ID].to_numpy() if schema.split == "species" else None
-    cv = cv_splitter(schema, folds, seed)
     featurizer = joblib.load(args.featurizer)
-    unfitted = Pipeline([("features", clone(featurizer)), ("model", model)])
-
     search_summary = None
     if tune:
-        best, search_summary = grid_search(unfitted, params, x, y, cv, groups)
-        model = build_model(params, overrides=best)
+        x, y = train[schema.features], dataset.label(train)
+        cv = folds(train, schema.split == "species", n_folds, int(get(params, "train.seed")))
         unfitted = Pipeline([("features", clone(featurizer)), ("model", model)])
-    scores = cross_validate(unfitted, x, y, groups=groups, cv=cv, scoring=CV_SCORES, n_jobs=1)
-    cv_metrics = {}
-    for name in CV_SCORES:
-        fold_scores = np.abs(scores[f"test_{name}"])  # brier comes negated from sklearn
-        cv_metrics[f"cv_{name}"] = round(float(fold_scores.mean()), 6)
-        cv_metrics[f"cv_{name}_std"] = round(float(fold_scores.std()), 6)
-
+        best, search_summary = grid_search(unfitted, params, x, y, cv)
+        params["train"][model_name(params)] = (
+            dict(get(params, f"train.{model_name(params)}") or {}) | best
+        )
+        model = build_model(params)
     encoded = pd.read_parquet(args.features / dataset.TRAIN_FILE)
     model.fit(encoded.drop(columns=[TARGET]), dataset.label(encoded))
-    pipeline = Pipeline([("features", featurizer), ("model", model)])
+    fitted = Pipeline([("features", featurizer), ("model", model)])
+    profiles = dataset.read_species(args.prepared)
+    try:
+        bundle = fit_bundle(train, schema, params, featurizer, profiles, fitted=fitted)
+    except SingleClass as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
     seconds = time.perf_counter() - started
 
-    write_with(args.model, lambda path: joblib.dump(pipeline, path))
-    write_json(args.metrics, cv_metrics | ({"search": search_summary} if search_summary else {}))
+    bundle.save(args.model, args.policy)
+    summary = {"split": "training split, out of fold"} | bundle.held_out
+    summary |= {"policy": bundle.policy.to_dict(), "familiarity_limit": bundle.familiarity["limit"]}
+    write_json(args.metrics, summary | ({"search": search_summary} if search_summary else {}))
     write_json(
         args.train_info,
         {
@@ -123,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": schema.dataset,
             "split": schema.split,
             "n_train": len(train),
-            "cv_folds": folds,
+            "cv_folds": n_folds,
         },
     )
     # When and how long: kept out of the DVC-tracked outputs, which stay reproducible.
@@ -134,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
             "training_seconds": round(seconds, 2),
         },
     )
+    held = bundle.held_out
     print(
-        f"train: {model_name(params)}: cv roc_auc {cv_metrics['cv_roc_auc']:.4f} "
-        f"accuracy {cv_metrics['cv_accuracy']:.4f} ({seconds:.1f} s)"
+        f"train: {model_name(params)}: edible below {bundle.policy.edible_below:.4g}, poisonous "
+        f"from {bundle.policy.poisonous_from:.4g}; held out: coverage {held['coverage']:.4f}, "
+        f"{held['false_edible']} false edible, {held['unfamiliar']} unfamiliar ({seconds:.1f} s)"
     )
     return 0
 

@@ -1,0 +1,68 @@
+"""A trained answering system on disk: ``model.joblib`` (the sklearn Pipeline) and
+``policy.json`` (dataset, features, calibration and thresholds, the familiarity detector,
+the training descriptions' value shares and ranges, and how the policy did on held-out
+folds). Train writes it, promotion copies it into the model store, and evaluate, drift,
+the service and ``mushroom predict`` judge through it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+from sklearn.pipeline import Pipeline
+
+from mushroom.catalogue import get_catalogue
+from mushroom.familiarity import Familiarity
+from mushroom.fsutil import read_json, write_json, write_with
+from mushroom.policy import Judge, Policy
+from mushroom.scoring import FastScorer
+
+
+@dataclass
+class Bundle:
+    """Everything that answers: written as ``model.joblib`` and ``policy.json``."""
+
+    pipeline: Pipeline
+    dataset: str
+    features: list[str]
+    policy: Policy
+    training: dict
+    familiarity: dict
+    held_out: dict
+
+    def judge(self) -> Judge:
+        catalogue = get_catalogue(self.dataset)
+        return Judge(
+            FastScorer(self.pipeline, self.features, catalogue, self.training),
+            Familiarity(self.familiarity, catalogue, self.features),
+            self.policy,
+        )
+
+    def policy_document(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "features": self.features,
+            "policy": self.policy.to_dict(),
+            "held_out": self.held_out,
+            "training": self.training,
+            "familiarity": self.familiarity,
+        }
+
+    def save(self, model_path: Path, policy_path: Path) -> None:
+        write_with(model_path, lambda path: joblib.dump(self.pipeline, path))
+        write_json(policy_path, self.policy_document())
+
+
+def load_bundle(model_path: Path, policy_path: Path) -> Bundle:
+    document = read_json(policy_path)
+    return Bundle(
+        joblib.load(model_path),
+        document["dataset"],
+        document["features"],
+        Policy.from_dict(document["policy"]),
+        document["training"],
+        document["familiarity"],
+        document["held_out"],
+    )

@@ -1,0 +1,116 @@
+"""What the answering system's verdicts are worth, per split: the figures evaluate reports.
+
+Poisonous is the positive class. ``false_edible_rate`` = poisonous answered edible ÷
+poisonous (the deadly error); ``unsafe_edible_share`` = poisonous ÷ all edible answers
+(what an edible answer risks); ``coverage`` = edible answered edible ÷ edible (how useful
+it is); ``abstention_rate`` and ``unfamiliar_rate`` = uncertain and unfamiliar ÷ all.
+``accuracy`` counts an uncertain answer as "do not eat": right for a poisonous mushroom,
+wrong for an edible one. ``roc_auc`` ranks by the calibrated P(poisonous).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from mushroom import dataset
+from mushroom.fitting import fit_bundle, folds
+from mushroom.params import get, number
+from mushroom.policy import EDIBLE, POISONOUS, UNCERTAIN, Judgement
+
+
+def verdict_metrics(y: np.ndarray, judgement: Judgement) -> dict:
+    verdict = judgement.verdict
+    poisonous, edible = y == 1, y == 0
+    said_edible, said_poisonous = verdict == EDIBLE, verdict == POISONOUS
+    false_edible = int((said_edible & poisonous).sum())
+    n = len(y)
+
+    def share(count: int, of: int) -> float:
+        return round(count / of, 6) if of else 0.0
+
+    return {
+        "rows": n,
+        "poisonous": int(poisonous.sum()),
+        "edible": int(edible.sum()),
+        "accuracy": share(int((said_edible & edible).sum() + (~said_edible & poisonous).sum()), n),
+        "roc_auc": round(float(roc_auc_score(y, judgement.probability)), 6)
+        if 0 < poisonous.sum() < n
+        else None,
+        "false_edible": false_edible,
+        "false_edible_rate": share(false_edible, int(poisonous.sum())),
+        "edible_answers": int(said_edible.sum()),
+        "unsafe_edible_share": share(false_edible, int(said_edible.sum())),
+        "coverage": share(int((said_edible & edible).sum()), int(edible.sum())),
+        "poisonous_answers": int(said_poisonous.sum()),
+        "false_poisonous": int((said_poisonous & edible).sum()),
+        "uncertain": int((verdict == UNCERTAIN).sum()),
+        "abstention_rate": share(int((verdict == UNCERTAIN).sum()), n),
+        "unfamiliar": int((~judgement.familiar).sum()),
+        "unfamiliar_rate": share(int((~judgement.familiar).sum()), n),
+    }
+
+
+def judge_frame(judge, frame: pd.DataFrame) -> Judgement:
+    return judge.judge(*judge.scorer.index_frame(frame), reasons=False)
+
+
+def cross_validated(
+    train: pd.DataFrame, schema: dataset.Schema, params: dict, featurizer, profiles
+) -> dict:
+    """The whole system refitted in every outer fold and judged on the fold it never saw,
+    pooled. Secondary: whole species held out (StratifiedGroupKFold by species), whatever
+    the test split; UCI: stratified folds, repeated over seeds."""
+    n_folds = int(number(params, "evaluate.cv.folds", 2, 20))
+    repeats = int(number(params, "evaluate.cv.repeats", 1, 20))
+    by_species = schema.catalogue.has_species_profiles
+    seed = int(get(params, "prepare.seed"))
+    y, verdicts, probabilities, familiar = [], [], [], []
+    for repeat in range(repeats):
+        for part, held in folds(train, by_species, n_folds, seed + repeat):
+            bundle = fit_bundle(train.iloc[part], schema, params, featurizer, profiles)
+            judgement = judge_frame(bundle.judge(), train.iloc[held])
+            y.append(dataset.label(train.iloc[held]))
+            verdicts.append(judgement.verdict)
+            probabilities.append(judgement.probability)
+            familiar.append(judgement.familiar)
+    pooled = Judgement(
+        np.concatenate(verdicts),
+        np.concatenate(probabilities),
+        np.concatenate(familiar),
+        np.zeros(0),
+    )
+    scheme = (
+        f"{'species held out' if by_species else 'stratified'}, {n_folds} folds"
+        f" x {repeats} repeat{'s' if repeats > 1 else ''}"
+    )
+    return {"scheme": scheme} | verdict_metrics(np.concatenate(y), pooled)
+
+
+def check_gate(metrics: dict, safety_counts: dict[str, int], params: dict) -> dict:
+    """Every limit a model must meet to be promoted; the safety suite's counts must be 0."""
+    limits = [
+        ("test.false_edible", "max_false_edible"),
+        ("test.false_edible_rate", "max_false_edible_rate"),
+        ("cv.false_edible_rate", "max_cv_false_edible_rate"),
+    ]
+    checks = []
+    for metric, key in limits:
+        split, name = metric.split(".")
+        value, limit = metrics[split][name], number(params, f"evaluate.gate.{key}", 0, 1e9)
+        checks.append((metric, value, limit))
+    checks += [(metric, count, 0) for metric, count in safety_counts.items()]
+    return {
+        "passed": all(value <= limit for _, value, limit in checks),
+        "checks": [
+            {
+                "metric": metric,
+                "value": value,
+                "limit": limit,
+                "passed": value <= limit,
+                "excess": max(0, value - limit),
+            }
+            for metric, value, limit in checks
+        ],
+    }

@@ -1,0 +1,119 @@
+"""Fitting the whole answering system on a training split: the model, the familiarity
+detector, the calibration and both thresholds. The train stage fits it once; evaluate
+fits it again inside every outer fold of its cross-validation, so figures pooled over
+folds come from systems that never saw the mushrooms they are scored on.
+
+Thresholds and calibration come from out-of-fold predictions: every training row is
+scored by a model (and a detector) fitted without its fold. On a species split the folds
+hold out whole species, so the thresholds are chosen on species the model had not seen.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+from mushroom import dataset, familiarity
+from mushroom.bundle import Bundle
+from mushroom.modeling import build_model
+from mushroom.params import get, number
+from mushroom.policy import choose
+from mushroom.rawdata import SPECIES_ID
+from mushroom.scoring import FastScorer, describe_training
+
+
+def folds(frame: pd.DataFrame, by_species: bool, n: int, seed: int):
+    y = dataset.label(frame)
+    if by_species:
+        splitter = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
+        return list(splitter.split(frame, y, frame[SPECIES_ID]))
+    return list(StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(frame, y))
+
+
+class SingleClass(ValueError):
+    pass
+
+
+def fit_pipeline(featurizer, params: dict, frame: pd.DataFrame, features: list[str]) -> Pipeline:
+    y = dataset.label(frame)
+    if len(np.unique(y)) < 2:
+        raise SingleClass(
+            f"a training part of {len(frame)} rows holds only "
+            f"{'poisonous' if y.any() else 'edible'} mushrooms: fewer folds "
+            "(train.cv_folds, evaluate.cv.folds) or more data"
+        )
+    pipeline = Pipeline([("features", clone(featurizer)), ("model", build_model(params))])
+    return pipeline.fit(frame[features], y)
+
+
+def fit_bundle(
+    frame: pd.DataFrame,
+    schema: dataset.Schema,
+    params: dict,
+    featurizer,
+    profiles: list[dict],
+    fitted: Pipeline | None = None,
+) -> Bundle:
+    """The system fitted on ``frame``; ``fitted``: its final pipeline, if already fitted
+    (the train stage reuses featurize's encoder). ``featurizer`` is cloned per fold."""
+    catalogue, features = schema.catalogue, schema.features
+    quantile = number(params, "train.familiarity.quantile", 0.5, 1.0)
+    by_species = schema.split == "species"
+    n_folds = int(number(params, "train.cv_folds", 2, 20))
+    y = dataset.label(frame)
+    logit, worst = np.zeros(len(frame)), np.zeros(len(frame))
+    distance, lookalike = np.zeros(len(frame)), np.zeros(len(frame), bool)
+    for part, held in folds(frame, by_species, n_folds, int(get(params, "train.seed"))):
+        train_part, held_rows = frame.iloc[part], frame.iloc[held]
+        pipeline = fit_pipeline(featurizer, params, train_part, features)
+        scorer = FastScorer(
+            pipeline, features, catalogue, describe_training(train_part, features, catalogue)
+        )
+        index, numbers = scorer.index_frame(held_rows)
+        logit[held] = scorer.logit(index, numbers)
+        worst[held] = worst_where_unknown(scorer, index, numbers, logit[held])
+        spec = familiarity.fit(train_part, catalogue, features, profiles, quantile)
+        if spec["method"] == "pairs":  # its limit is set from these held-out distances
+            spec["limit"] = np.inf
+        detector = familiarity.Familiarity(spec, catalogue, features)
+        distance[held], _, fits = detector.assess(index, numbers)
+        if fits is not None:
+            lookalike[held] = (fits & detector.poisonous).any(axis=1)
+    spec = familiarity.fit(frame, catalogue, features, profiles, quantile)
+    if spec["method"] == "pairs":
+        spec["limit"] = familiarity.limit_from_held_out(distance, quantile)
+    policy, held_out = choose(
+        y,
+        logit,
+        worst,
+        distance <= spec["limit"],
+        lookalike,
+        number(params, "evaluate.gate.max_false_edible_rate", 0, 1),
+        number(params, "train.abstention.max_false_poisonous_rate", 0, 1),
+    )
+    held_out |= {
+        "folds": n_folds,
+        "by_species": by_species,
+        "source_lines_sha256": dataset.rows_digest(frame),
+    }
+    return Bundle(
+        fitted or fit_pipeline(featurizer, params, frame, features),
+        schema.dataset,
+        features,
+        policy,
+        describe_training(frame, features, catalogue),
+        spec,
+        held_out,
+    )
+
+
+def worst_where_unknown(scorer: FastScorer, index, numbers, logit) -> np.ndarray:
+    """The worst case of rows with unknown traits; the others' is their own log-odds."""
+    worst = logit.copy()
+    unknown = (index >= scorer.unknown_index).any(axis=1) | np.isnan(numbers).any(axis=1)
+    if unknown.any():
+        worst[unknown] = scorer.worst_logit(index[unknown], numbers[unknown])
+    return worst
