@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 WITH_ENV := source ./env.sh &&
 RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 
-.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve bench-drift
+.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes. uv installs no
 # bytecode by default: where PYTHONDONTWRITEBYTECODE is set, every process then compiles all
@@ -29,7 +29,7 @@ repro: pull
 	$(WITH_ENV) dvc repro
 	$(WITH_ENV) python -m mushroom.stages.evaluate --skip-if-logged
 	@echo
-	@echo "metrics:  reports/metrics.json (test split), reports/cv_metrics.json, reports/data_summary.json"
+	@echo "metrics:  reports/metrics.json (test split, cv), reports/safety.json, reports/held_out.json, reports/data_summary.json"
 	@echo "gate:     reports/gate.json"
 	@echo "plots:    reports/plots/images/*.png (offline), or 'dvc plots show' (HTML, loads vega from a CDN)"
 	@echo "MLflow:   source env.sh && mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1"
@@ -73,3 +73,7 @@ bench-serve: pull
 
 bench-drift: pull
 	$(WITH_ENV) python bench/drift.py --repeats 5
+
+# The README's results table: every dataset x split x model through the real stages (~40 min).
+bench-sweep: pull
+	$(WITH_ENV) python bench/sweep.py

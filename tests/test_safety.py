@@ -68,9 +68,9 @@ def test_the_edible_threshold_is_the_highest_that_meets_the_rate():
     y = rng.integers(0, 2, 2000)
     logit = rng.normal(0, 1, 2000) + 4 * (y - 0.5)
     familiar = rng.random(2000) > 0.05
-    lookalike = np.zeros(2000, bool)
+    fits_poisonous = np.zeros(2000, bool)
     for rate in (0.0, 0.01, 0.2):
-        policy, held_out = choose(y, logit, logit, familiar, lookalike, rate, 0.01)
+        policy, held_out = choose(y, logit, logit, familiar, fits_poisonous, rate, 0.01)
         p = policy.calibrated(logit)
         edible = familiar & (p < policy.edible_below)
         allowed = int(np.floor(rate * (y == 1).sum()))

@@ -76,10 +76,7 @@ def cross_validated(
             probabilities.append(judgement.probability)
             familiar.append(judgement.familiar)
     pooled = Judgement(
-        np.concatenate(verdicts),
-        np.concatenate(probabilities),
-        np.concatenate(familiar),
-        np.zeros(0),
+        np.concatenate(verdicts), np.concatenate(probabilities), np.concatenate(familiar)
     )
     scheme = (
         f"{'species held out' if by_species else 'stratified'}, {n_folds} folds"

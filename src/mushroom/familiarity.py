@@ -97,7 +97,7 @@ class Familiarity:
             rows = slice(self.offsets[a], self.offsets[a] + sizes[a])
             cols = slice(self.offsets[b], self.offsets[b] + sizes[b])
             table[rows, cols] = full
-        self.table = table
+        self.table, self.flat_table = table, table.ravel()
         self.first, self.second = np.triu_indices(len(self.categorical), 1)
 
     def _build_profiles(self, species: list[dict], tolerance: float) -> None:
@@ -125,7 +125,8 @@ class Familiarity:
         """Rows × species distances (profiles) or rows × 1 (pairs)."""
         if self.method == "pairs":
             flat = value_index + self.offsets
-            return self.table[flat[:, self.first], flat[:, self.second]].sum(axis=1)[:, None]
+            pairs = flat[:, self.first] * len(self.table) + flat[:, self.second]
+            return self.flat_table[pairs].sum(axis=1, dtype=np.int64)[:, None]
         total = np.zeros((len(value_index), len(self.species)))
         for column, table in enumerate(self.tables):
             total += table[value_index[:, column]]

@@ -65,7 +65,7 @@ def fit_bundle(
     n_folds = int(number(params, "train.cv_folds", 2, 20))
     y = dataset.label(frame)
     logit, worst = np.zeros(len(frame)), np.zeros(len(frame))
-    distance, lookalike = np.zeros(len(frame)), np.zeros(len(frame), bool)
+    distance, fits_poisonous = np.zeros(len(frame)), np.zeros(len(frame), bool)
     for part, held in folds(frame, by_species, n_folds, int(get(params, "train.seed"))):
         train_part, held_rows = frame.iloc[part], frame.iloc[held]
         pipeline = fit_pipeline(featurizer, params, train_part, features)
@@ -81,7 +81,7 @@ def fit_bundle(
         detector = familiarity.Familiarity(spec, catalogue, features)
         distance[held], _, fits = detector.assess(index, numbers)
         if fits is not None:
-            lookalike[held] = (fits & detector.poisonous).any(axis=1)
+            fits_poisonous[held] = (fits & detector.poisonous).any(axis=1)
     spec = familiarity.fit(frame, catalogue, features, profiles, quantile)
     if spec["method"] == "pairs":
         spec["limit"] = familiarity.limit_from_held_out(distance, quantile)
@@ -90,7 +90,7 @@ def fit_bundle(
         logit,
         worst,
         distance <= spec["limit"],
-        lookalike,
+        fits_poisonous,
         number(params, "evaluate.gate.max_false_edible_rate", 0, 1),
         number(params, "train.abstention.max_false_poisonous_rate", 0, 1),
     )

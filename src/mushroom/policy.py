@@ -86,7 +86,7 @@ def choose(
     logit: np.ndarray,
     worst_logit: np.ndarray,
     familiar: np.ndarray,
-    lookalike: np.ndarray,
+    fits_poisonous: np.ndarray,
     max_false_edible_rate: float,
     max_false_poisonous_rate: float,
 ) -> tuple[Policy, dict]:
@@ -96,13 +96,13 @@ def choose(
     p_worst = expit(slope * np.maximum(worst_logit, logit) + intercept)
     poisonous, edible = y == 1, y == 0
     allowed = int(np.floor(max_false_edible_rate * poisonous.sum() + 1e-9))
-    risky = np.sort(p_worst[familiar & ~lookalike & poisonous])
+    risky = np.sort(p_worst[familiar & ~fits_poisonous & poisonous])
     edible_below = min(risky[allowed] if len(risky) > allowed else 1.0, MAX_EDIBLE_BELOW)
     allowed = int(np.floor(max_false_poisonous_rate * edible.sum() + 1e-9))
     wrongly = np.sort(p[familiar & edible])[::-1]
     poisonous_from = np.nextafter(wrongly[allowed], 1.0) if len(wrongly) > allowed else 0.0
     policy = Policy(slope, intercept, float(edible_below), float(max(poisonous_from, edible_below)))
-    said_edible = familiar & ~lookalike & (p_worst < policy.edible_below)
+    said_edible = familiar & ~fits_poisonous & (p_worst < policy.edible_below)
     return policy, {
         "rows": len(y),
         "roc_auc": round(float(roc_auc_score(y, logit)), 6)
@@ -123,7 +123,6 @@ class Judgement:
     verdict: np.ndarray  # str
     probability: np.ndarray  # calibrated P(poisonous), unknown traits scored as missing
     familiar: np.ndarray
-    distance: np.ndarray  # familiarity distance
     reasons: list[list[str]] | None = None
 
 
@@ -132,10 +131,12 @@ class Judge:
         self.scorer, self.familiarity, self.policy = scorer, familiarity, policy
         traits = scorer.categorical + scorer.numeric
         self.trait_names = [t.name for t in traits]
-        self.labels = [
-            np.array([f"{t.name}={v}" for v in values] + [""], dtype=object)
-            for t, values in ((t, scorer.values[t.name]) for t in scorer.categorical)
+        # "trait=value" of every categorical value (and unknown), all traits in one table
+        spelled = [
+            [f"{t.name}={v}" for v in scorer.values[t.name]] + [""] for t in scorer.categorical
         ]
+        self.labels = np.array([label for trait in spelled for label in trait], dtype=object)
+        self.label_offsets = np.cumsum([0] + [len(trait) for trait in spelled])[:-1]
         self.species = getattr(familiarity, "species_names", None)
 
     def judge(
@@ -145,8 +146,8 @@ class Judge:
         policy, scorer = self.policy, self.scorer
         logit = scorer.logit(value_index, numbers)
         p = policy.calibrated(logit)
-        distance, familiar, fits = self.familiarity.assess(value_index, numbers)
-        lookalike = (
+        _, familiar, fits = self.familiarity.assess(value_index, numbers)
+        fits_poisonous = (
             (fits & self.familiarity.poisonous).any(axis=1)
             if fits is not None
             else np.zeros(len(p), bool)
@@ -158,10 +159,10 @@ class Judge:
         if len(doubt):
             worst = scorer.worst_logit(value_index[doubt], numbers[doubt])
             p_worst[doubt] = policy.calibrated(np.maximum(worst, logit[doubt]))
-        edible = familiar & ~lookalike & (p_worst < policy.edible_below)
+        edible = familiar & ~fits_poisonous & (p_worst < policy.edible_below)
         poisonous = familiar & (p >= policy.poisonous_from)
         verdict = np.where(edible, EDIBLE, np.where(poisonous, POISONOUS, UNCERTAIN))
-        judgement = Judgement(verdict, p, familiar, distance)
+        judgement = Judgement(verdict, p, familiar)
         if reasons:
             causes = self._causes(verdict, familiar, fits, p, unknown, value_index, numbers)
             pushers = self._pushers(verdict, unknown, value_index, numbers)
@@ -215,19 +216,19 @@ class Judge:
         pushes = np.where(verdict[:, None] == EDIBLE, -pushes, pushes)
         pushes[unknown] = 0.0
         top = np.argsort(-pushes, axis=1, kind="stable")[:, :PUSHERS]
-        n_categorical = len(self.scorer.categorical)
-        out = []
-        for i, columns in enumerate(top.tolist()):
-            row = []
-            for t in columns:
-                if pushes[i, t] <= 0:
-                    break
-                if t < n_categorical:
-                    row.append(self.labels[t][value_index[i, t]])
-                else:
-                    row.append(f"{self.trait_names[t]}={numbers[i, t - n_categorical]:g}")
-            out.append(row)
-        return out
+        rows = np.arange(len(top))[:, None]
+        n_categorical = value_index.shape[1]
+        chosen = np.full(top.shape, None, dtype=object)
+        categorical = top < n_categorical
+        if n_categorical:
+            spelled = value_index + self.label_offsets
+            column = np.minimum(top, n_categorical - 1)
+            chosen = np.where(categorical, self.labels[spelled[rows, column]], None)
+        for i, k in zip(*np.nonzero(~categorical), strict=True):
+            t = top[i, k]
+            chosen[i, k] = f"{self.trait_names[t]}={numbers[i, t - n_categorical]:g}"
+        chosen[pushes[rows, top] <= 0] = None
+        return [list(filter(None, row)) for row in chosen.tolist()]
 
     def _named(self, verdict, familiar, fits) -> list[list[str]]:
         if fits is None:

@@ -151,7 +151,13 @@ class FastScorer:
         ]
         moments = np.array([[m["mean"], m["mean_square"]] for m in measured]).reshape(-1, 2)
         self.expected_numeric = (self.polynomials * moments).sum(axis=1)
-        self.worst_value = np.array([table.max() for table in self.tables])
+        # All traits' tables end to end, each followed by its worst value (the unknown
+        # slot): one gather per row scores every trait. The pushes table likewise.
+        self.flat = np.concatenate([np.append(t, t.max()) for t in self.tables])
+        self.flat_pushes = np.concatenate(
+            [np.append(t - e, 0.0) for t, e in zip(self.tables, self.expected, strict=True)]
+        )
+        self.offsets = np.cumsum([0] + [len(t) + 1 for t in self.tables])[:-1].astype(np.intp)
         low, high = self.domain[:, 0], self.domain[:, 1]
         c1, c2 = self.polynomials[:, 0], self.polynomials[:, 1]
         candidates = [self._poly(low), self._poly(high)]
@@ -197,9 +203,8 @@ class FastScorer:
         int) and measurements (n, numeric traits, float, NaN = unknown)."""
         index, numbers = self.point(value_index, numbers)
         if self.tabled:
-            logit = self.intercept + self._poly(numbers).sum(axis=1)
-            for column, table in enumerate(self.tables):
-                logit = logit + table[index[:, column]]
+            terms = self.flat[index + self.offsets].sum(axis=1)
+            logit = self.intercept + terms + self._poly(numbers).sum(axis=1)
         elif self.additive or not self.trees.averaged:  # boosting sums log-odds itself
             logit = _log_odds(self.model, self._scaled(self._encoded(index, numbers)))
         else:
@@ -226,16 +231,13 @@ class FastScorer:
     def worst_logit(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         """The highest log-odds over every value the unknown traits may take (categorical:
         any allowed value, ``missing`` included; measurements: the training range)."""
-        unknown = value_index >= self.unknown_index
         if not self.additive:
             worst = self.trees.worst_logit(value_index, self._scaled_numbers(numbers))
             return np.clip(worst, -MAX_LOGIT, MAX_LOGIT)
         logit = self.intercept + np.where(
             np.isnan(numbers), self.worst_numeric, self._poly(np.nan_to_num(numbers))
         ).sum(axis=1)
-        for column, table in enumerate(self.tables):
-            given = table[np.minimum(value_index[:, column], len(table) - 1)]
-            logit = logit + np.where(unknown[:, column], self.worst_value[column], given)
+        logit = logit + self.flat[value_index + self.offsets].sum(axis=1)
         return np.clip(logit + self.rounding, -MAX_LOGIT, MAX_LOGIT)
 
     def attributions(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
@@ -246,8 +248,9 @@ class FastScorer:
         if not self.additive:
             rows = self._scaled(self._encoded(index, numbers))
             return self.trees.attributions(index, self._scaled_numbers(numbers), rows)
-        pushes = [table[index[:, c]] - self.expected[c] for c, table in enumerate(self.tables)]
-        pushes = np.column_stack(pushes) if pushes else np.zeros((len(index), 0))
+        pushes = self.flat_pushes[index + self.offsets]
+        if not self.numeric:
+            return pushes
         return np.hstack([pushes, self._poly(numbers) - self.expected_numeric])
 
     def index_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
