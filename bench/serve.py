@@ -1,6 +1,6 @@
 """Serving benchmark: the BentoML service against the starting design, in the same run.
 
-Promotes the default model (UCI, logreg + onehot) from a fresh small pipeline run into a
+Promotes a UCI model (default logreg + onehot; --model) from a fresh small pipeline run into a
 throw-away BentoML store, then loads each server in turn, pinned to CPU 0, from a
 closed-loop load generator pinned to CPU 1 (threads with keep-alive connections, each
 request timed by the client: no coordinated-omission correction, no synthetic samples):
@@ -14,7 +14,7 @@ request timed by the client: no coordinated-omission correction, no synthetic sa
 Baseline: bench/baseline_server.py, FastAPI + pydantic -> DataFrame -> the same fitted
 pipeline per request. Ratios are service / baseline.
 
-    python bench/serve.py [--seconds 10] [--repeats 20]
+    python bench/serve.py [--seconds 10] [--repeats 20] [--model logreg]
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--model", default="logreg", help="train.model of the served model")
     args = parser.parse_args()
     os.sched_setaffinity(0, {CLIENT_CPU})
     rows = read_raw("uci", REPO / "data" / "raw")
@@ -165,7 +166,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="mushroom-serve-bench-") as tmp:
         promoted: Promoted = build_and_promote(
-            Path(tmp) / "work", REPO / "data" / "raw", Path(tmp) / "bentoml"
+            Path(tmp) / "work",
+            REPO / "data" / "raw",
+            Path(tmp) / "bentoml",
+            train__model=args.model,
         )
         model_dir = (
             Path(tmp) / "bentoml" / "models" / "mushroom-classifier" / promoted.tag.split(":")[1]
@@ -209,7 +213,7 @@ def main() -> None:
     print(
         f"# {platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; server on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}, "
-        f"{args.seconds:g} s per level"
+        f"{args.seconds:g} s per level; UCI {args.model}"
     )
     print(f"{'':<22}{'bentoml':>12}{'baseline':>12}{'ratio':>9}")
     for c in LEVELS:
