@@ -282,3 +282,29 @@ def test_the_html_shows_classification_quality_once_labels_come_back(
     assert "Classification Model Performance. Target: 'true_class" in html
     shown = re.search(r'"value": "([\d.]+)", "label": "Accuracy"', html)
     assert shown and float(shown.group(1)) == pytest.approx(report["live_accuracy"], abs=5e-4)
+
+
+def test_a_log_written_before_unfamiliar_and_reasons_gains_them(tmp_path):
+    import sqlite3
+
+    from mushroom.predlog import TRAIT_COLUMNS, read_predictions
+
+    path = tmp_path / "predictions.db"
+    with sqlite3.connect(path) as db:  # the schema of the previous release
+        db.execute(
+            "create table predictions (request_id text primary key, logged_at text not null, "
+            "model_version text not null, dataset text not null, probability real not null, "
+            f"verdict text not null, {', '.join(TRAIT_COLUMNS)})"
+        )
+        db.execute(
+            "insert into predictions (request_id, logged_at, model_version, dataset, "
+            "probability, verdict, odor) values ('old', 't', 'm:1', 'uci', 0.9, 'poisonous', "
+            "'foul')"
+        )
+    log = PredictionLog(path)
+    log.append(["odor"], [("new", "t", "m:2", "uci", 0.5, "uncertain", True, "unfamiliar", None)])
+    log.close()
+    rows = read_predictions(path, "uci").set_index("request_id")
+    assert rows.loc["old", "unfamiliar"] == 0 and rows.loc["old", "reasons"] == ""
+    assert rows.loc["new", "unfamiliar"] == 1 and rows.loc["new", "reasons"] == "unfamiliar"
+    assert rows.loc["old", "odor"] == "foul" and rows.loc["new", "odor"] is None
