@@ -17,6 +17,8 @@ MISSING = "missing"
 """Readable value of a categorical trait that was not recorded (UCI ``?``, secondary blank)."""
 
 TARGET = "class"
+SOURCE_LINE, SPECIES_ID, SPECIES_NAME = "source_line", "species_id", "species_name"
+"""Columns prepare adds beside the traits: the raw file line, and (secondary) the species."""
 EDIBLE, POISONOUS = "edible", "poisonous"
 CLASS_CODES = MappingProxyType({"e": EDIBLE, "p": POISONOUS})
 

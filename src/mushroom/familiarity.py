@@ -28,7 +28,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from mushroom.catalogue import MISSING, DatasetCatalogue
+from mushroom.catalogue import MISSING, SPECIES_ID, DatasetCatalogue
 
 PAIR_SEPARATOR = "|"
 
@@ -56,7 +56,7 @@ def profile_tolerance(frame: pd.DataFrame, profiles: list[dict], numeric, quanti
     range's top) that ``quantile`` of training measurements stay within."""
     if not numeric:
         return 0.0
-    species = frame["species_id"].to_numpy()
+    species = frame[SPECIES_ID].to_numpy()
     excess = np.zeros(len(frame))
     for trait in numeric:
         low, high = np.array([profiles[s]["traits"][trait.name] for s in species]).T
@@ -157,11 +157,11 @@ def fit(
     quantile: float,
 ) -> dict:
     """A detector fitted on training descriptions (``frame``) alone. The pairs limit is
-    set later from held-out folds (``with_limit``); a profile detector knows only the
-    species present in ``frame``."""
+    set afterwards from held-out folds (``limit_from_held_out``); a profile detector knows
+    only the species present in ``frame``."""
     traits = [catalogue.trait(f) for f in features]
     if catalogue.has_species_profiles:
-        present = sorted(frame["species_id"].unique())
+        present = sorted(frame[SPECIES_ID].unique())
         numeric = [t for t in traits if t.is_numeric]
         return {
             "method": "profiles",

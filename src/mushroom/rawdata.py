@@ -14,15 +14,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mushroom.catalogue import CLASS_CODES, TARGET, DatasetCatalogue, get_catalogue
+from mushroom.catalogue import (
+    CLASS_CODES,
+    SOURCE_LINE,
+    SPECIES_ID,
+    SPECIES_NAME,
+    TARGET,
+    DatasetCatalogue,
+    get_catalogue,
+)
 
 UCI_FILE = Path("uci/agaricus-lepiota.data")
 SECONDARY_FILE = Path("secondary/secondary_data.csv")
 PRIMARY_FILE = Path("secondary/primary_data.csv")
 ROWS_PER_SPECIES = 353
 """The secondary data simulates 353 mushrooms per species, in species order."""
-
-SOURCE_LINE, SPECIES_ID, SPECIES_NAME = "source_line", "species_id", "species_name"
 
 
 class RawDataError(ValueError):
