@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 import rawfixtures
@@ -53,7 +54,7 @@ def test_fast_path_equals_pipeline_on_every_row(frames, tmp_path, name, model, e
         pipeline, features, catalogue, describe_training(train, features, catalogue)
     )
     index, numbers = scorer.index_frame(frame)
-    fast = scorer.predict_proba(index, numbers)
+    fast = expit(scorer.logit(index, numbers))
     slow = pipeline.predict_proba(frame[features])[:, 1]
     assert len(fast) == len(frames[name])
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
@@ -75,7 +76,7 @@ def test_missing_measurement_is_imputed_like_the_pipeline(frames, tmp_path):
     scorer = FastScorer(
         pipeline, features, catalogue, describe_training(frame, features, catalogue)
     )
-    fast = scorer.predict_proba(*scorer.index_frame(holes))
+    fast = expit(scorer.logit(*scorer.index_frame(holes)))
     np.testing.assert_allclose(fast, pipeline.predict_proba(holes[features])[:, 1], atol=1e-9)
 
 
@@ -192,7 +193,7 @@ def test_attributions_add_up_to_the_answer(frames, tmp_path, model):
     pushes = scorer.attributions(index, numbers)
     assert pushes.shape == (200, len(scorer.categorical) + len(scorer.numeric))
     if model == "random_forest":
-        total, base = scorer.predict_proba(index, numbers), scorer.trees.bias
+        total, base = expit(scorer.logit(index, numbers)), scorer.trees.bias
     elif model == "hist_gb":
         total = scorer.logit(index, numbers)
         base = scorer.trees.bias + scorer.trees.constant

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+import numpy as np
+
 MISSING = "missing"
 """Readable value of a categorical trait that was not recorded (UCI ``?``, secondary blank)."""
 
@@ -383,6 +385,21 @@ SECONDARY = DatasetCatalogue(
         _sec_cat("season", {"s": "spring", "u": "summer", "a": "autumn", "w": "winter"}),
     ),
 )
+
+
+def value_indices(frame, traits) -> np.ndarray:
+    """Each categorical trait's readable values in ``frame`` as positions in its
+    ``allowed_values`` (rows × traits); a value not given (None, NaN) is
+    ``len(allowed_values)``: unknown."""
+    columns = [
+        frame[t.name]
+        .map({v: i for i, v in enumerate(t.allowed_values)})
+        .fillna(len(t.allowed_values))
+        .to_numpy()
+        for t in traits
+    ]
+    return np.column_stack(columns).astype(int) if columns else np.zeros((len(frame), 0), int)
+
 
 CATALOGUES = MappingProxyType({c.name: c for c in (UCI, SECONDARY)})
 

@@ -54,7 +54,6 @@ class Classifier:
             for t in categorical
         ]
         self.readable = [np.array([*t.allowed_values, None], dtype=object) for t in categorical]
-        self.unknown_index = np.array([len(t.allowed_values) for t in categorical])
         scorer = self.judge.scorer
         self.scored_categorical = [self.categorical_names.index(t.name) for t in scorer.categorical]
         self.scored_numeric = [self.numeric_names.index(t.name) for t in scorer.numeric]
@@ -62,7 +61,6 @@ class Classifier:
         both = self.categorical_names + self.numeric_names
         self.trait_names = [t.name for t in self.catalogue.traits]
         self.catalogue_order = [both.index(name) for name in self.trait_names]
-        self.feature_order = [both.index(name) for name in self.features]
         self.version = f"{NAME}:{self.card['version']}"
 
     def mushroom(self, fields: dict) -> dict:
@@ -83,10 +81,9 @@ class Classifier:
         judgement = self.judge.judge(
             index[:, self.scored_categorical], numbers[:, self.scored_numeric]
         )
-        unknown = np.concatenate([index == self.unknown_index, np.isnan(numbers)], axis=1)
-        unknown = unknown[:, self.feature_order]
+        unknown, scored = judgement.unknown, self.judge.trait_names
         gone = {
-            i: [self.features[j] for j in np.flatnonzero(unknown[i])]
+            i: [scored[j] for j in np.flatnonzero(unknown[i])]
             for i in np.flatnonzero(unknown.any(axis=1)).tolist()
         }
         answers: list[Answer] = [

@@ -66,23 +66,25 @@ def cross_validated(
     repeats = int(number(params, "evaluate.cv.repeats", 1, 20))
     by_species = schema.catalogue.has_species_profiles
     seed = int(get(params, "prepare.seed"))
-    y, verdicts, probabilities, familiar = [], [], [], []
+    y, judgements = [], []
     for repeat in range(repeats):
         for part, held in folds(train, by_species, n_folds, seed + repeat):
             bundle = fit_bundle(train.iloc[part], schema, params, featurizer, profiles)
             judgement = judge_frame(bundle.judge(), train.iloc[held])
             y.append(dataset.label(train.iloc[held]))
-            verdicts.append(judgement.verdict)
-            probabilities.append(judgement.probability)
-            familiar.append(judgement.familiar)
-    pooled = Judgement(
-        np.concatenate(verdicts), np.concatenate(probabilities), np.concatenate(familiar)
+            judgements.append(judgement)
+
+    def pooled(field: str) -> np.ndarray:
+        return np.concatenate([getattr(judgement, field) for judgement in judgements])
+
+    every_fold = Judgement(
+        pooled("verdict"), pooled("probability"), pooled("familiar"), pooled("unknown")
     )
     scheme = (
         f"{'species held out' if by_species else 'stratified'}, {n_folds} folds"
         f" x {repeats} repeat{'s' if repeats > 1 else ''}"
     )
-    return {"scheme": scheme} | verdict_metrics(np.concatenate(y), pooled)
+    return {"scheme": scheme} | verdict_metrics(np.concatenate(y), every_fold)
 
 
 def check_gate(metrics: dict, safety_counts: dict[str, int], params: dict) -> dict:

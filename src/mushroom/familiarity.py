@@ -28,20 +28,13 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from mushroom.catalogue import MISSING, SPECIES_ID, DatasetCatalogue
+from mushroom.catalogue import MISSING, SPECIES_ID, DatasetCatalogue, value_indices
 
 PAIR_SEPARATOR = "|"
 
 
-def _value_index(frame: pd.DataFrame, traits) -> np.ndarray:
-    columns = [
-        frame[t.name].map({v: i for i, v in enumerate(t.allowed_values)}).to_numpy() for t in traits
-    ]
-    return np.column_stack(columns).astype(int) if columns else np.zeros((len(frame), 0), int)
-
-
 def seen_pairs(frame: pd.DataFrame, traits) -> dict[str, list[list[str]]]:
-    index = _value_index(frame, traits)
+    index = value_indices(frame, traits)
     seen = {}
     for a, b in itertools.combinations(range(len(traits)), 2):
         values_a, values_b = traits[a].allowed_values, traits[b].allowed_values

@@ -113,7 +113,7 @@ def fit_bundle(
 def worst_where_unknown(scorer: FastScorer, index, numbers, logit) -> np.ndarray:
     """The worst case of rows with unknown traits; the others' is their own log-odds."""
     worst = logit.copy()
-    unknown = (index >= scorer.unknown_index).any(axis=1) | np.isnan(numbers).any(axis=1)
+    unknown = scorer.unknown(index, numbers).any(axis=1)
     if unknown.any():
         worst[unknown] = scorer.worst_logit(index[unknown], numbers[unknown])
     return worst

@@ -123,6 +123,7 @@ class Judgement:
     verdict: np.ndarray  # str
     probability: np.ndarray  # calibrated P(poisonous), unknown traits scored as missing
     familiar: np.ndarray
+    unknown: np.ndarray  # rows × traits not given, in ``Judge.trait_names`` order
     reasons: list[list[str]] | None = None
 
 
@@ -152,7 +153,7 @@ class Judge:
             if fits is not None
             else np.zeros(len(p), bool)
         )
-        unknown = np.concatenate([value_index >= scorer.unknown_index, np.isnan(numbers)], axis=1)
+        unknown = scorer.unknown(value_index, numbers)
         # The worst case matters only where an answer could otherwise be edible.
         doubt = np.flatnonzero((p < policy.edible_below) & unknown.any(axis=1))
         p_worst = p.copy()
@@ -162,7 +163,7 @@ class Judge:
         edible = familiar & ~fits_poisonous & (p_worst < policy.edible_below)
         poisonous = familiar & (p >= policy.poisonous_from)
         verdict = np.where(edible, EDIBLE, np.where(poisonous, POISONOUS, UNCERTAIN))
-        judgement = Judgement(verdict, p, familiar)
+        judgement = Judgement(verdict, p, familiar, unknown)
         if reasons:
             causes = self._causes(verdict, familiar, fits, p, unknown, value_index, numbers)
             pushers = self._pushers(verdict, unknown, value_index, numbers)

@@ -29,25 +29,21 @@ def _verdicts(judge: Judge, frame: pd.DataFrame) -> np.ndarray:
     return judge.judge(*judge.scorer.index_frame(frame), reasons=False).verdict
 
 
-def _blank(catalogue: DatasetCatalogue, n: int) -> pd.DataFrame:
-    return pd.DataFrame({t.name: pd.Series([None] * n, dtype=object) for t in catalogue.traits})
+def _domain(judge: Judge, trait) -> np.ndarray:
+    """A measurement's training range: (low, high)."""
+    return judge.scorer.domain[judge.scorer.numeric.index(trait)]
 
 
 def single_traits(judge: Judge, catalogue: DatasetCatalogue) -> pd.DataFrame:
+    """One row per description; the traits it does not give are NaN: unknown."""
     rows = []
     for trait in catalogue.traits:
         if trait.is_numeric:
-            low, high = judge.scorer.domain[
-                [t.name for t in judge.scorer.numeric].index(trait.name)
-            ]
+            low, high = _domain(judge, trait)
             rows += [{trait.name: x} for x in (low, (low + high) / 2, high)]
         else:
             rows += [{trait.name: v} for v in trait.allowed_values if v != MISSING]
-    frame = _blank(catalogue, len(rows))
-    for i, row in enumerate(rows):
-        for name, value in row.items():
-            frame.at[i, name] = value
-    return frame
+    return pd.DataFrame(rows, columns=catalogue.trait_names)
 
 
 def random_descriptions(judge: Judge, catalogue: DatasetCatalogue, n: int, seed: int):
@@ -55,10 +51,7 @@ def random_descriptions(judge: Judge, catalogue: DatasetCatalogue, n: int, seed:
     columns = {}
     for trait in catalogue.traits:
         if trait.is_numeric:
-            low, high = judge.scorer.domain[
-                [t.name for t in judge.scorer.numeric].index(trait.name)
-            ]
-            columns[trait.name] = rng.uniform(low, high, n)
+            columns[trait.name] = rng.uniform(*_domain(judge, trait), n)
         else:
             values = [v for v in trait.allowed_values if v != MISSING]
             columns[trait.name] = np.array(values, dtype=object)[rng.integers(0, len(values), n)]

@@ -22,12 +22,11 @@ import copy
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 
-from mushroom.catalogue import MISSING, DatasetCatalogue
+from mushroom.catalogue import MISSING, DatasetCatalogue, value_indices
 from mushroom.trees import TreeBound
 
 MAX_LOGIT = 30.0
@@ -189,6 +188,10 @@ class FastScorer:
             (self.domain - self.mean[columns, None]) / self.scale[columns, None],
         )
 
+    def unknown(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        """Rows × traits (categorical, then measurements): which were not given."""
+        return np.concatenate([value_index >= self.unknown_index, np.isnan(numbers)], axis=1)
+
     def point(self, value_index: np.ndarray, numbers: np.ndarray):
         """Unknown traits as the model scores them: ``missing``, and the median."""
         index = np.where(value_index >= self.unknown_index, self.missing_index, value_index)
@@ -200,15 +203,17 @@ class FastScorer:
 
     def logit(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         """Log-odds of poisonous for rows given as value indices (n, categorical traits,
-        int) and measurements (n, numeric traits, float, NaN = unknown)."""
+        int) and measurements (n, numeric traits, float, NaN = unknown): the fitted
+        pipeline's own answer (forests: its probability, clipped)."""
         index, numbers = self.point(value_index, numbers)
         if self.tabled:
             terms = self.flat[index + self.offsets].sum(axis=1)
             logit = self.intercept + terms + self._poly(numbers).sum(axis=1)
         elif self.additive or not self.trees.averaged:  # boosting sums log-odds itself
             logit = _log_odds(self.model, self._scaled(self._encoded(index, numbers)))
-        else:
-            p = np.clip(self._model_proba(index, numbers), 1e-12, 1 - 1e-12)
+        else:  # a forest averages probabilities
+            rows = self._scaled(self._encoded(index, numbers))
+            p = np.clip(self.model.predict_proba(rows)[:, 1], 1e-12, 1 - 1e-12)
             logit = np.log(p) - np.log1p(-p)
         return np.clip(logit, -MAX_LOGIT, MAX_LOGIT)
 
@@ -218,15 +223,6 @@ class FastScorer:
             encoded += delta[index[:, column]]
         encoded[:, self.numeric_columns] = numbers
         return encoded
-
-    def _model_proba(self, index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
-        return self.model.predict_proba(self._scaled(self._encoded(index, numbers)))[:, 1]
-
-    def predict_proba(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
-        """P(poisonous), uncalibrated: the fitted pipeline's own answer."""
-        if self.tabled:
-            return expit(self.logit(value_index, numbers))
-        return self._model_proba(*self.point(value_index, numbers))
 
     def worst_logit(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         """The highest log-odds over every value the unknown traits may take (categorical:
@@ -246,7 +242,7 @@ class FastScorer:
         the log-odds for additive models; path credits (Saabas) for tree ensembles."""
         index, numbers = self.point(value_index, numbers)
         if not self.additive:
-            rows = self._scaled(self._encoded(index, numbers))
+            rows = self._scaled(self._encoded(index, numbers)) if self.trees.apply else None
             return self.trees.attributions(index, self._scaled_numbers(numbers), rows)
         pushes = self.flat_pushes[index + self.offsets]
         if not self.numeric:
@@ -256,18 +252,5 @@ class FastScorer:
     def index_frame(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Value indices and measurements of a prepared (readable-name) frame; a value
         that is None or NaN is unknown."""
-        index = (
-            np.column_stack(
-                [
-                    frame[t.name]
-                    .map({v: i for i, v in enumerate(self.values[t.name])})
-                    .fillna(len(self.values[t.name]))
-                    .to_numpy()
-                    for t in self.categorical
-                ]
-            )
-            if self.categorical
-            else np.zeros((len(frame), 0), dtype=int)
-        )
         numbers = frame[[t.name for t in self.numeric]].to_numpy(dtype=float)
-        return index.astype(int), numbers
+        return value_indices(frame, self.categorical), numbers

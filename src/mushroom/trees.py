@@ -195,7 +195,7 @@ class TreeBound:
         """Per-trait push of each fully known row (rows × traits), relative to ``bias``:
         the moves along its path to its leaf in every tree, summed. ``scaled_rows``: the
         rows as the model sees them, for ensembles that find leaves themselves."""
-        if self.apply is not None and scaled_rows is not None:
+        if scaled_rows is not None:
             nodes = self.apply(scaled_rows)
             leaves = np.column_stack([m[nodes[:, k]] for k, m in enumerate(self.leaf_of_node)])
             return self.contributions[leaves].sum(axis=1)
