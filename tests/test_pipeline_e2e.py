@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -92,6 +93,59 @@ def test_repro_then_noop_then_train_param_reruns_only_train_evaluate_drift(repo)
     logged = dict(zip(latest["key"], latest["value"], strict=True))
     assert logged["test.accuracy"] == test["accuracy"] and logged["test.false_edible"] == 0
     assert {"cv.false_edible_rate", "held_out.roc_auc", "safety.random.edible"} <= set(logged)
+
+
+def declared_outputs(repo: Path) -> dict[str, bytes]:
+    """Every file dvc.yaml declares as a stage output (outs and metrics), with its bytes."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+    declared = [
+        repo / (next(iter(out)) if isinstance(out, dict) else out)
+        for stage in stages.values()
+        for out in stage.get("outs", []) + stage.get("metrics", [])
+    ]
+    files = [f for path in declared for f in (sorted(path.rglob("*")) if path.is_dir() else [path])]
+    return {str(f.relative_to(repo)): f.read_bytes() for f in files if f.is_file()}
+
+
+def failed_repro(repo: Path, stage: str) -> list[str]:
+    """`dvc repro` that must fail: the lines ``stage`` printed."""
+    done = subprocess.run(
+        ["dvc", "repro"], cwd=repo, env=dvc_env(), capture_output=True, text=True, timeout=600
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and "Traceback" not in output, output
+    return [line for line in output.splitlines() if line.startswith(f"{stage}: ")]
+
+
+def test_a_failed_repro_keeps_the_last_good_outputs(repo):
+    run(["dvc", "repro"], repo)  # up to date after the test above: the last good outputs
+    good, lock = declared_outputs(repo), (repo / "dvc.lock").read_bytes()
+    assert {"models/model.joblib", "reports/metrics.json", "data/prepared/train.parquet"} <= set(
+        good
+    )
+
+    params = repo / "params.yaml"
+    saved = params.read_text()
+    set_params(params, {"train.seed": "abc"})  # only train runs, so DVC would delete its outs
+    assert failed_repro(repo, "train") == [
+        "train: params.yaml: train.seed = 'abc': Input should be a valid integer"
+    ]
+    params.write_text(saved)
+    assert declared_outputs(repo) == good
+
+    raw = repo / "data/raw/uci/agaricus-lepiota.data"
+    original = raw.read_bytes()
+    raw.unlink()  # a new file: the one in the workspace may be linked to DVC's cache
+    raw.write_bytes(original + b"p,x,s,n,t,p,f,c,n,k,e,e,s,s,w,w,p,w,o,p,k,s,mars\n")
+    assert failed_repro(repo, "prepare") == [
+        "prepare: data/raw/uci/agaricus-lepiota.data, line 8125, column 'habitat', "
+        "value 'mars': unknown code; allowed: d, g, l, m, p, u, w"
+    ]
+    raw.unlink()
+    raw.write_bytes(original)
+    run(["git", "checkout", "data/raw/uci.dvc"], repo)  # repro recorded the corrupted data
+    assert declared_outputs(repo) == good and (repo / "dvc.lock").read_bytes() == lock
+    assert run(["dvc", "status"], repo).strip().endswith("Data and pipelines are up to date.")
 
 
 def test_encoder_change_reruns_featurize_and_downstream(repo):

@@ -165,8 +165,9 @@ def test_grid_search_picks_from_the_grid_and_reports_it(uci_raw, tmp_path):
 
 
 def test_train_rejects_unknown_model(uci_raw, tmp_path, capsys):
-    ws = Workspace(tmp_path, uci_raw, train__model="svm")
+    ws = Workspace(tmp_path, uci_raw)
     assert ws.prepare() == 0 and ws.featurize() == 0
+    rawfixtures.set_params(ws.params, {"train.model": "svm"})
     assert ws.train() == 2
     assert "train.model = 'svm'" in capsys.readouterr().err
     assert not (tmp_path / "models" / "model.joblib").exists()

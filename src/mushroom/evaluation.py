@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from mushroom import dataset
 from mushroom.fitting import fit_bundle, folds
-from mushroom.params import get, number
+from mushroom.params import Params
 from mushroom.policy import EDIBLE, POISONOUS, UNCERTAIN, Judgement
 
 
@@ -57,18 +57,17 @@ def judge_frame(judge, frame: pd.DataFrame) -> Judgement:
 
 
 def cross_validated(
-    train: pd.DataFrame, schema: dataset.Schema, params: dict, featurizer, profiles
+    train: pd.DataFrame, schema: dataset.Schema, params: Params, featurizer, profiles
 ) -> dict:
     """The whole system refitted in every outer fold and judged on the fold it never saw,
     pooled. Secondary: whole species held out (StratifiedGroupKFold by species), whatever
     the test split; UCI: stratified folds, repeated over seeds."""
-    n_folds = int(number(params, "evaluate.cv.folds", 2, 20))
-    repeats = int(number(params, "evaluate.cv.repeats", 1, 20))
+    n_folds, repeats = params.evaluate.cv.folds, params.evaluate.cv.repeats
     by_species = schema.catalogue.has_species_profiles
-    seed = int(get(params, "prepare.seed"))
     y, judgements = [], []
     for repeat in range(repeats):
-        for part, held in folds(train, by_species, n_folds, seed + repeat):
+        seed = params.prepare.seed + repeat
+        for part, held in folds(train, by_species, n_folds, seed, "evaluate.cv.folds"):
             bundle = fit_bundle(train.iloc[part], schema, params, featurizer, profiles)
             judgement = judge_frame(bundle.judge(), train.iloc[held])
             y.append(dataset.label(train.iloc[held]))
@@ -87,7 +86,7 @@ def cross_validated(
     return {"scheme": scheme} | verdict_metrics(np.concatenate(y), every_fold)
 
 
-def check_gate(metrics: dict, safety_counts: dict[str, int], params: dict) -> dict:
+def check_gate(metrics: dict, safety_counts: dict[str, int], params: Params) -> dict:
     """Every limit a model must meet to be promoted; the safety suite's counts must be 0."""
     limits = [
         ("test.false_edible", "max_false_edible"),
@@ -97,7 +96,7 @@ def check_gate(metrics: dict, safety_counts: dict[str, int], params: dict) -> di
     checks = []
     for metric, key in limits:
         split, name = metric.split(".")
-        value, limit = metrics[split][name], number(params, f"evaluate.gate.{key}", 0, 1e9)
+        value, limit = metrics[split][name], getattr(params.evaluate.gate, key)
         checks.append((metric, value, limit))
     checks += [(metric, count, 0) for metric, count in safety_counts.items()]
     return {

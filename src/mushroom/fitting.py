@@ -19,13 +19,32 @@ from sklearn.pipeline import Pipeline
 from mushroom import dataset, familiarity
 from mushroom.bundle import Bundle
 from mushroom.modeling import build_model
-from mushroom.params import get, number
+from mushroom.params import Params
 from mushroom.policy import choose
 from mushroom.rawdata import SPECIES_ID
 from mushroom.scoring import FastScorer, describe_training
 
 
-def folds(frame: pd.DataFrame, by_species: bool, n: int, seed: int):
+class SingleClass(ValueError):
+    """Too few mushrooms of a class to fit on, or to hold some out in every fold."""
+
+
+def check_folds(frame: pd.DataFrame, by_species: bool, n: int, key: str) -> None:
+    """Every one of ``n`` stratified folds can hold out mushrooms (on a species split: a
+    species) of both classes; else SingleClass naming ``key``, the param asking for them."""
+    y = dataset.label(frame)
+    units = frame[SPECIES_ID] if by_species else pd.Series(np.arange(len(frame)), frame.index)
+    per_class = units.groupby(y).nunique().reindex([0, 1], fill_value=0)
+    if per_class.min() < n:
+        kind = "species" if by_species else "mushrooms"
+        raise SingleClass(
+            f"{key} = {n} needs at least {n} {kind} of each class; {len(frame)} rows hold "
+            f"{per_class[0]} edible and {per_class[1]} poisonous {kind}: fewer folds or more data"
+        )
+
+
+def folds(frame: pd.DataFrame, by_species: bool, n: int, seed: int, key: str):
+    check_folds(frame, by_species, n, key)
     y = dataset.label(frame)
     if by_species:
         splitter = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
@@ -33,11 +52,7 @@ def folds(frame: pd.DataFrame, by_species: bool, n: int, seed: int):
     return list(StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(frame, y))
 
 
-class SingleClass(ValueError):
-    pass
-
-
-def fit_pipeline(featurizer, params: dict, frame: pd.DataFrame, features: list[str]) -> Pipeline:
+def fit_pipeline(featurizer, params: Params, frame: pd.DataFrame, features: list[str]) -> Pipeline:
     y = dataset.label(frame)
     if len(np.unique(y)) < 2:
         raise SingleClass(
@@ -52,7 +67,7 @@ def fit_pipeline(featurizer, params: dict, frame: pd.DataFrame, features: list[s
 def fit_bundle(
     frame: pd.DataFrame,
     schema: dataset.Schema,
-    params: dict,
+    params: Params,
     featurizer,
     profiles: list[dict],
     fitted: Pipeline | None = None,
@@ -60,13 +75,13 @@ def fit_bundle(
     """The system fitted on ``frame``; ``fitted``: its final pipeline, if already fitted
     (the train stage reuses featurize's encoder). ``featurizer`` is cloned per fold."""
     catalogue, features = schema.catalogue, schema.features
-    quantile = number(params, "train.familiarity.quantile", 0.5, 1.0)
+    quantile = params.train.familiarity.quantile
     by_species = schema.split == "species"
-    n_folds = int(number(params, "train.cv_folds", 2, 20))
+    n_folds = params.train.cv_folds
     y = dataset.label(frame)
     logit, worst = np.zeros(len(frame)), np.zeros(len(frame))
     distance, fits_poisonous = np.zeros(len(frame)), np.zeros(len(frame), bool)
-    for part, held in folds(frame, by_species, n_folds, int(get(params, "train.seed"))):
+    for part, held in folds(frame, by_species, n_folds, params.train.seed, "train.cv_folds"):
         train_part, held_rows = frame.iloc[part], frame.iloc[held]
         pipeline = fit_pipeline(featurizer, params, train_part, features)
         scorer = FastScorer(
@@ -91,8 +106,8 @@ def fit_bundle(
         worst,
         distance <= spec["limit"],
         fits_poisonous,
-        number(params, "evaluate.gate.max_false_edible_rate", 0, 1),
-        number(params, "train.abstention.max_false_poisonous_rate", 0, 1),
+        params.evaluate.gate.max_false_edible_rate,
+        params.train.abstention.max_false_poisonous_rate,
     )
     held_out |= {
         "folds": n_folds,

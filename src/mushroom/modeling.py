@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import category_encoders as ce
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -13,9 +11,9 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mushroom.params import choice, get
+from mushroom.params import Params
 
-ENCODERS = {
+ENCODERS = {  # (categorical columns, params.featurize) -> encoder
     "onehot": lambda cols, p: ce.OneHotEncoder(
         cols=cols, use_cat_names=True, handle_unknown="value", handle_missing="value"
     ),
@@ -26,7 +24,7 @@ ENCODERS = {
         cols=cols,
         handle_unknown="value",
         handle_missing="value",
-        smoothing=float(p["target_smoothing"]),
+        smoothing=p.target_smoothing,
     ),
     "count": lambda cols, p: ce.CountEncoder(
         cols=cols, handle_unknown="value", handle_missing="value", normalize=True
@@ -42,29 +40,21 @@ MODELS: dict[str, type[BaseEstimator]] = {
 SEEDED = {"logreg", "random_forest", "hist_gb"}
 
 
-def build_featurizer(params: dict[str, Any], categorical: list[str]) -> Pipeline:
+def build_featurizer(params: Params, categorical: list[str]) -> Pipeline:
     """category_encoders encoder, then median imputation (a measurement left out at serving
     time arrives as NaN) and scaling (count/target codes and cm/mm live on other scales)."""
-    name = choice(params, "featurize.encoder", ENCODERS)
     return Pipeline(
         [
-            ("encode", ENCODERS[name](categorical, params["featurize"])),
+            ("encode", ENCODERS[params.featurize.encoder](categorical, params.featurize)),
             ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
             ("scale", StandardScaler()),
         ]
     ).set_output(transform="pandas")
 
 
-def model_name(params: dict[str, Any]) -> str:
-    return choice(params, "train.model", MODELS)
-
-
-def build_model(params: dict[str, Any], overrides: dict[str, Any] | None = None) -> BaseEstimator:
-    name = model_name(params)
-    hyper = dict(get(params, f"train.{name}") or {}) | (overrides or {})
+def build_model(params: Params) -> BaseEstimator:
+    """``train.model`` with its hyperparameters (``train.<model>``), seeded by ``train.seed``."""
+    name, hyperparameters = params.train.model, params.train.hyperparameters()
     if name in SEEDED:
-        hyper.setdefault("random_state", get(params, "train.seed"))
-    try:
-        return MODELS[name](**hyper)
-    except TypeError as exc:
-        raise ValueError(f"params.yaml: train.{name}: {exc}") from None
+        hyperparameters["random_state"] = params.train.seed
+    return MODELS[name](**hyperparameters)

@@ -10,64 +10,55 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mushroom.params import ParamsError, choice, get, number
+from mushroom.params import Drift, ParamsError
 from mushroom.predlog import read_predictions
 
-DISTANCES = ["jensenshannon", "wasserstein", "hellinger", "psi", "kl_div"]
 PREDICTION = ["probability", "verdict"]
 
 
-def scenario_rows(test: pd.DataFrame, params: dict, split: str) -> pd.DataFrame:
-    name = choice(params, "drift.scenario", ["none", "shift", "unseen_species"])
-    if name == "unseen_species" and split != "species":
+def scenario_rows(test: pd.DataFrame, params: Drift, split: str) -> pd.DataFrame:
+    if params.scenario == "unseen_species" and split != "species":
         raise ParamsError(
-            "params.yaml: drift.scenario = 'unseen_species' needs a species "
-            "split (prepare.split = 'species'): a random split sees every species"
+            "drift.scenario = 'unseen_species' needs a model of a species split; "
+            "this one was prepared with a random split: run prepare again"
         )
-    rows = min(int(get(params, "drift.scenario_rows")), len(test))
-    rng = np.random.default_rng(int(get(params, "drift.seed")))
+    rows = min(params.scenario_rows, len(test))
+    rng = np.random.default_rng(params.seed)
     current = test.iloc[rng.choice(len(test), rows, replace=False)].copy()
-    if name == "shift":
-        column, value = get(params, "drift.shift_column"), get(params, "drift.shift_to")
-        if column not in current:
+    if params.scenario == "shift":
+        if params.shift_column not in current:
             raise ParamsError(
-                f"params.yaml: drift.shift_column = {column!r} is not a trait "
-                f"of this model; traits: {', '.join(test.columns)}"
+                f"drift.shift_column = {params.shift_column!r} is not a trait of this model "
+                "(prepare drops a trait with one value)"
             )
-        moved = rng.random(rows) < number(params, "drift.shift_fraction", 0.0, 1.0)
-        current.loc[moved, column] = value
+        moved = rng.random(rows) < params.shift_fraction
+        current.loc[moved, params.shift_column] = params.shift_to
     return current
 
 
-def logged_rows(log: Path, name: str, params: dict) -> pd.DataFrame:
+def logged_rows(log: Path, name: str, params: Drift) -> pd.DataFrame:
     if not log.exists():
         return pd.DataFrame()
     rows = read_predictions(log, name)
-    days = number(params, "drift.window_days", 0, 3650)
-    if days:
-        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=days)
+    if params.window_days:
+        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=params.window_days)
         rows = rows[pd.to_datetime(rows["logged_at"], utc=True) >= since]
-    last = int(number(params, "drift.window_rows", 0, 10**9))
-    return rows.tail(last) if last else rows
+    return rows.tail(params.window_rows) if params.window_rows else rows
 
 
-def evidently_drift_share(params: dict, n_traits: int) -> float:
+def evidently_drift_share(params: Drift, n_traits: int) -> float:
     """Evidently calls a dataset drifted when the drifted share is >= its ``drift_share``;
     ``drift.share_threshold`` means "more than", 0 meaning any trait. The smallest share of
     ``n_traits`` above the threshold makes the HTML's verdict agree with drift.json's."""
-    above = math.floor(number(params, "drift.share_threshold", 0, 1) * n_traits + 1e-9) + 1
+    above = math.floor(params.share_threshold * n_traits + 1e-9) + 1
     return above / n_traits
 
 
-def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features, numeric, params):
+def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features, numeric, params: Drift):
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    cat_method = choice(params, "drift.categorical_method", DISTANCES)
-    num_method = choice(params, "drift.numerical_method", DISTANCES)
-    cat_threshold = number(params, "drift.categorical_threshold", 0, 10)
-    num_threshold = number(params, "drift.numerical_threshold", 0, 10)
     definition = DataDefinition(
         numerical_columns=numeric + ["probability"],
         categorical_columns=[f for f in features if f not in numeric] + ["verdict"],
@@ -77,21 +68,21 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features, numer
             DataDriftPreset(
                 columns=features,
                 drift_share=evidently_drift_share(params, len(features)),
-                cat_method=cat_method,
-                num_method=num_method,
-                cat_threshold=cat_threshold,
-                num_threshold=num_threshold,
+                cat_method=params.categorical_method,
+                num_method=params.numerical_method,
+                cat_threshold=params.categorical_threshold,
+                num_threshold=params.numerical_threshold,
                 include_tests=False,
             ),
             ValueDrift(
                 column="probability",
-                method=num_method,
-                threshold=number(params, "drift.prediction_threshold", 0, 10),
+                method=params.numerical_method,
+                threshold=params.prediction_threshold,
             ),
             ValueDrift(
                 column="verdict",
-                method=cat_method,
-                threshold=number(params, "drift.prediction_threshold", 0, 10),
+                method=params.categorical_method,
+                threshold=params.prediction_threshold,
             ),
         ]
     )
@@ -115,7 +106,7 @@ def shared_categories(reference: pd.DataFrame, current: pd.DataFrame, columns: l
     )
 
 
-def summarise(snapshot, features: list[str], params: dict) -> dict:
+def summarise(snapshot, features: list[str], params: Drift) -> dict:
     scores = {}
     for metric in json.loads(snapshot.json())["metrics"]:
         config = metric["config"]
@@ -127,7 +118,7 @@ def summarise(snapshot, features: list[str], params: dict) -> dict:
     return {
         "drift_share": round(share, 4),
         "drifted_columns": drifted,
-        "dataset_drift": share > number(params, "drift.share_threshold", 0, 1),
+        "dataset_drift": share > params.share_threshold,
         "prediction_drift_score": round(scores["probability"][0], 6),
         "verdict_drift_score": round(scores["verdict"][0], 6),
         "prediction_drift": any(prediction.values()),

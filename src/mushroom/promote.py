@@ -114,10 +114,10 @@ def promote(
         "features": schema.features,
         "git_commit": tags["git_commit"],
         "model": info["model"],
-        "encoder": params["featurize"]["encoder"],
+        "encoder": params.featurize.encoder,
         "trained_at": info["trained_at"],
         "training_seconds": info["training_seconds"],
-        "params": params,
+        "params": params.as_dict(),
         "metrics": metrics,
         "policy": document["policy"],
         "held_out": document["held_out"],
@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             args.params, args.prepared, args.model, args.policy, args.reports, args.train_info
         )
     except (PromotionRefused, ParamsError) as exc:
-        print(f"promote: refused: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a ParamsError: one line per problem
+            print(f"promote: refused: {line}", file=sys.stderr)
         return 3
     print(
         f"promote: {NAME} version {card['version']} is '{ALIAS}' in MLflow; "

@@ -51,19 +51,22 @@ class RawDataError(ValueError):
         super().__init__(f"{where}: {problem}")
 
 
+def data_file(dataset: str, raw_dir: str | Path) -> Path:
+    """The file holding ``dataset``'s mushrooms under ``raw_dir``."""
+    return Path(raw_dir) / (UCI_FILE if dataset == "uci" else SECONDARY_FILE)
+
+
 def read_raw(dataset: str, raw_dir: str | Path) -> pd.DataFrame:
     catalogue = get_catalogue(dataset)
-    raw_dir = Path(raw_dir)
+    path = data_file(dataset, raw_dir)
     header = [TARGET] + [t.column for t in catalogue.traits]
     if dataset == "uci":
-        path = raw_dir / UCI_FILE
         rows, first_line = _read_rows(path, ",", header, has_header=False), 1
     else:
-        path = raw_dir / SECONDARY_FILE
         rows, first_line = _read_rows(path, ";", header, has_header=True), 2
     frame = _decode(pd.DataFrame(rows, columns=header, dtype=str), catalogue, path, first_line)
     if dataset == "secondary":
-        frame = _attach_species(frame, path, raw_dir / PRIMARY_FILE)
+        frame = _attach_species(frame, path, Path(raw_dir) / PRIMARY_FILE)
     return frame
 
 

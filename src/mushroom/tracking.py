@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from mushroom.params import Params
+
 EXPERIMENT = "mushroom"
 
 
@@ -42,12 +44,12 @@ def git_commit() -> str:
 PIPELINE_SECTIONS = ("data", "prepare", "featurize", "train", "evaluate")
 
 
-def inputs_digest(paths: list[Path], params: dict) -> str:
+def inputs_digest(paths: list[Path], params: Params) -> str:
     """sha256 identifying a trained and evaluated model: the files' names and contents (a
     directory: its files, sorted) and the params of the pipeline stages. Sections that do
     not shape the model (serve, drift) are left out, so changing them keeps the identity."""
     digest = hashlib.sha256()
-    pipeline_params = {k: params.get(k) for k in PIPELINE_SECTIONS}
+    pipeline_params = {k: v for k, v in params.as_dict().items() if k in PIPELINE_SECTIONS}
     digest.update(json.dumps(pipeline_params, sort_keys=True, default=str).encode())
     for root in paths:
         root = Path(root)

@@ -34,7 +34,8 @@ from mushroom.monitoring import (
     summarise,
     with_quality_section,
 )
-from mushroom.params import ParamsError, get, load_params, number
+from mushroom.params import ParamsError, load_params
+from mushroom.stages import fail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,19 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="reports/drift.json", type=Path)
     parser.add_argument("--html", default="reports/drift.html", type=Path)
     args = parser.parse_args(argv)
-    train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
-    test = pd.read_parquet(args.prepared / dataset.TEST_FILE)
     try:
-        params = load_params(args.params)
-        limit = number(params, "drift.max_unfamiliar_share", 0, 1)
+        params = load_params(args.params).drift
+        train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
+        test = pd.read_parquet(args.prepared / dataset.TEST_FILE)
         current = logged_rows(args.log, schema.dataset, params)
         source = "prediction_log"
-        if len(current) < int(get(params, "drift.min_rows")):
-            source = f"scenario:{params['drift']['scenario']}"
+        if len(current) < params.min_rows:
+            source = f"scenario:{params.scenario}"
             current = scenario_rows(test, params, schema.split)
     except ParamsError as exc:
-        print(f"drift: {exc}", file=sys.stderr)
-        return 2
+        return fail("drift", exc)
     judge = load_bundle(args.model, args.policy).judge()
     numeric = [f for f in schema.features if schema.catalogue.trait(f).is_numeric]
 
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "reference_unfamiliar_share": round(float(frames[0]["unfamiliar"].mean()), 6),
         "unfamiliar_share": round(float(frames[1]["unfamiliar"].astype(bool).mean()), 6),
     }
-    summary["unfamiliar_alarm"] = summary["unfamiliar_share"] > limit
+    summary["unfamiliar_alarm"] = summary["unfamiliar_share"] > params.max_unfamiliar_share
     summary |= summarise(snapshot, schema.features, params) | live_quality(current)
     with atomic_path(args.html) as tmp:
         with_quality_section(snapshot, current).save_html(str(tmp))

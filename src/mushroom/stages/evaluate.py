@@ -21,7 +21,8 @@ from mushroom.evaluation import check_gate, cross_validated, judge_frame, verdic
 from mushroom.fitting import SingleClass
 from mushroom.fsutil import atomic_dir, read_json, write_json
 from mushroom.modeling import build_featurizer
-from mushroom.params import ParamsError, flatten, get, load_params, number
+from mushroom.params import ParamsError, flatten, load_params
+from mushroom.stages import fail
 
 IMPORTANCE_ROWS = 2000  # permutation importance on a sample keeps the stage fast on 12k rows
 
@@ -63,11 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        repeats = int(number(params, "evaluate.importance_repeats", 1, 50))
-        seed = int(get(params, "prepare.seed"))
     except ParamsError as exc:
-        print(f"evaluate: {exc}", file=sys.stderr)
-        return 2
+        return fail("evaluate", exc)
+    repeats, seed = params.evaluate.importance_repeats, params.prepare.seed
     digest = tracking.inputs_digest([args.prepared, args.model, args.policy], params)
     if args.skip_if_logged and (run_id := tracking.find_run(digest)):
         print(f"evaluate: these inputs are already logged as MLflow run {run_id}")
@@ -84,9 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = {"test": {"split": schema.split} | verdict_metrics(y, judgement), "cv": cv}
         report = safety.suite(judge, schema.catalogue, test, seed)
         gate = check_gate(metrics, safety.edible_counts(report), params)
-    except (ParamsError, SingleClass) as exc:
-        print(f"evaluate: {exc}", file=sys.stderr)
-        return 2
+    except SingleClass as exc:
+        return fail("evaluate", f"{args.prepared / dataset.TRAIN_FILE}: {exc}")
     x = test[schema.features]
     table = importance_table(bundle.pipeline, x, y, repeats, seed)
     with tempfile.TemporaryDirectory(dir=args.metrics.parent) as tmp:
@@ -99,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.safety, report)
     write_json(args.gate, gate)
     run_id = tracking.log_evaluation(
-        run_name=f"{params['train']['model']}-{params['featurize']['encoder']}-"
-        f"{schema.dataset}-{schema.split}",
+        run_name=f"{params.train.model}-{params.featurize.encoder}-{schema.dataset}-{schema.split}",
         tags={"dataset": schema.dataset, "split": schema.split, "inputs_sha256": digest},
-        params=flatten(params),
+        params=flatten(params.as_dict()),
         metrics=flatten(metrics | {"safety": report, "held_out": read_json(args.held_out)}),
         model=bundle.pipeline,
         x_example=x.head(100),

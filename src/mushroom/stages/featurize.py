@@ -13,6 +13,7 @@ from mushroom.catalogue import TARGET
 from mushroom.fsutil import atomic_dir, write_with
 from mushroom.modeling import build_featurizer
 from mushroom.params import ParamsError, load_params
+from mushroom.stages import fail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
         featurizer = build_featurizer(params, schema.categorical)
     except (ParamsError, FileNotFoundError) as exc:
-        print(f"featurize: {exc}", file=sys.stderr)
-        return 2
+        return fail("featurize", exc)
     test, _ = dataset.load_split(args.prepared, dataset.TEST_FILE)
 
     featurizer.fit(train[schema.features], dataset.label(train))
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     write_with(args.featurizer, lambda path: joblib.dump(featurizer, path))
     n_columns = len(featurizer.get_feature_names_out())
     print(
-        f"featurize: {params['featurize']['encoder']}: {len(schema.features)} traits -> "
+        f"featurize: {params.featurize.encoder}: {len(schema.features)} traits -> "
         f"{n_columns} columns"
     )
     return 0

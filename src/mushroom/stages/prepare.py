@@ -16,10 +16,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mushroom import dataset
-from mushroom.catalogue import MISSING, POISONOUS, TARGET, get_catalogue
+from mushroom.catalogue import EDIBLE, MISSING, POISONOUS, TARGET, get_catalogue
 from mushroom.fsutil import atomic_dir, write_json
-from mushroom.params import ParamsError, choice, load_params, number
-from mushroom.rawdata import SPECIES_ID, RawDataError, read_raw, read_species_profiles
+from mushroom.params import ParamsError, load_params
+from mushroom.rawdata import SPECIES_ID, RawDataError, data_file, read_raw, read_species_profiles
+from mushroom.stages import fail
 
 
 def drop_constant(frame: pd.DataFrame, traits: list[str]) -> tuple[pd.DataFrame, list[str]]:
@@ -36,17 +37,30 @@ def deduplicate(frame: pd.DataFrame, traits: list[str]) -> pd.DataFrame:
     return kept
 
 
-def split(frame: pd.DataFrame, how: str, test_size: float, seed: int):
+def split(frame: pd.DataFrame, how: str, test_size: float, seed: int, source: Path):
+    """Stratified by class: mushrooms (random) or whole species (species) go to test. Too
+    few of a class to split is a RawDataError naming ``source``, the raw data file."""
     if how == "random":
-        return train_test_split(
-            frame, test_size=test_size, random_state=seed, stratify=frame[TARGET]
+        units, kind = frame[TARGET], "distinct mushrooms"
+    else:
+        units, kind = frame.groupby(SPECIES_ID)[TARGET].first(), "species"
+    counts = units.value_counts().reindex([EDIBLE, POISONOUS], fill_value=0)
+    if counts.min() < 2:
+        raise RawDataError(
+            source,
+            f"{len(units)} {kind} ({counts[EDIBLE]} edible, {counts[POISONOUS]} poisonous): "
+            "a train/test split needs at least 2 of each class",
         )
-    # Held-out species: whole species go to test, stratified by the species' class.
-    species = frame.groupby(SPECIES_ID)[TARGET].first()
-    _, test_species = train_test_split(
-        species.index, test_size=test_size, random_state=seed, stratify=species
-    )
-    in_test = frame[SPECIES_ID].isin(test_species)
+    try:
+        train_units, test_units = train_test_split(
+            units.index, test_size=test_size, random_state=seed, stratify=units
+        )
+    except ValueError as exc:  # too few for both splits to get every class
+        problem = f"{len(units)} {kind} cannot be split with prepare.test_size = {test_size}"
+        raise RawDataError(source, f"{problem}: {exc}") from None
+    if how == "random":
+        return frame.loc[train_units], frame.loc[test_units]
+    in_test = frame[SPECIES_ID].isin(test_units)
     return frame[~in_test], frame[in_test]
 
 
@@ -93,26 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        name = choice(params, "data.dataset", ["uci", "secondary"])
-        how = choice(params, "prepare.split", ["random", "species"])
-        if how == "species" and name != "secondary":
-            raise ParamsError(
-                f"params.yaml: prepare.split = 'species' needs data.dataset = "
-                f"'secondary' (the {name} data has no species ids)"
-            )
-        test_size = number(params, "prepare.test_size", 0.05, 0.5)
-        seed = int(number(params, "prepare.seed", 0, 2**32 - 1))
+        name, how = params.data.dataset, params.prepare.split
         raw = read_raw(name, args.raw_dir)
         profiles = read_species_profiles(args.raw_dir) if name == "secondary" else []
+        traits = get_catalogue(name).trait_names
+        frame, dropped = drop_constant(raw, traits)
+        features = [t for t in traits if t not in dropped]
+        frame = deduplicate(frame, features)
+        source = data_file(name, args.raw_dir)
+        train, test = split(frame, how, params.prepare.test_size, params.prepare.seed, source)
     except (ParamsError, RawDataError) as exc:
-        print(f"prepare: {exc}", file=sys.stderr)
-        return 2
-
-    traits = get_catalogue(name).trait_names
-    frame, dropped = drop_constant(raw, traits)
-    features = [t for t in traits if t not in dropped]
-    frame = deduplicate(frame, features)
-    train, test = split(frame, how, test_size, seed)
+        return fail("prepare", exc)
 
     with atomic_dir(args.out_dir) as tmp:
         train.to_parquet(tmp / dataset.TRAIN_FILE, index=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import joblib
@@ -22,23 +23,21 @@ from sklearn.pipeline import Pipeline
 
 from mushroom import dataset
 from mushroom.catalogue import TARGET
-from mushroom.fitting import SingleClass, fit_bundle, folds
-from mushroom.fsutil import write_json
-from mushroom.modeling import build_model, model_name
+from mushroom.fitting import SingleClass, check_folds, fit_bundle, folds
+from mushroom.fsutil import atomic_path, write_json
+from mushroom.modeling import build_model
 from mushroom.modelstore import timing_path
-from mushroom.params import ParamsError, get, load_params, number
+from mushroom.params import Params, ParamsError, load_params
+from mushroom.stages import fail
 
 
-def grid_search(pipeline, params, x, y, cv) -> tuple[dict, dict]:
+def grid_search(pipeline, params: Params, x, y, cv) -> tuple[dict, dict]:
     """Search ``train.search.grid.<model>``; return the best hyperparameters and a summary."""
-    name = model_name(params)
-    grid = get(params, "train.search.grid").get(name) or {}
-    if not grid:
-        raise ParamsError(f"params.yaml: train.search.grid.{name} is empty")
+    grid = getattr(params.train.search.grid, params.train.model).model_dump(exclude_none=True)
     search = GridSearchCV(
         pipeline,
         {f"model__{k}": v for k, v in grid.items()},
-        scoring=get(params, "train.search.scoring"),
+        scoring=params.train.search.scoring,
         cv=cv,
         n_jobs=1,
     )
@@ -64,28 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
-        n_folds = int(number(params, "train.cv_folds", 2, 20))
-        model = build_model(params)
-        tune = bool(get(params, "train.search.enabled"))
-        number(params, "train.familiarity.quantile", 0.5, 1.0)
-        number(params, "train.abstention.max_false_poisonous_rate", 0, 1)
-        number(params, "evaluate.gate.max_false_edible_rate", 0, 1)
-    except (ParamsError, ValueError) as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 2
+        train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
+        by_species, n_folds = schema.split == "species", params.train.cv_folds
+        check_folds(train, by_species, n_folds, "train.cv_folds")
+    except SingleClass as exc:
+        return fail("train", f"{args.prepared / dataset.TRAIN_FILE}: {exc}")
+    except ParamsError as exc:
+        return fail("train", exc)
     started = time.perf_counter()
-    train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
     featurizer = joblib.load(args.featurizer)
     search_summary = None
-    if tune:
+    if params.train.search.enabled:
         x, y = train[schema.features], dataset.label(train)
-        cv = folds(train, schema.split == "species", n_folds, int(get(params, "train.seed")))
-        unfitted = Pipeline([("features", clone(featurizer)), ("model", model)])
+        cv = folds(train, by_species, n_folds, params.train.seed, "train.cv_folds")
+        unfitted = Pipeline([("features", clone(featurizer)), ("model", build_model(params))])
         best, search_summary = grid_search(unfitted, params, x, y, cv)
-        params["train"][model_name(params)] = (
-            dict(get(params, f"train.{model_name(params)}") or {}) | best
-        )
-        model = build_model(params)
+        params = params.model_copy(update={"train": params.train.tuned(best)})
+    model = build_model(params)
     encoded = pd.read_parquet(args.features / dataset.TRAIN_FILE)
     model.fit(encoded.drop(columns=[TARGET]), dataset.label(encoded))
     fitted = Pipeline([("features", featurizer), ("model", model)])
@@ -93,26 +87,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bundle = fit_bundle(train, schema, params, featurizer, profiles, fitted=fitted)
     except SingleClass as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 2
+        return fail("train", f"{args.prepared / dataset.TRAIN_FILE}: {exc}")
     seconds = time.perf_counter() - started
 
-    bundle.save(args.model, args.policy)
     summary = {"split": "training split, out of fold"} | bundle.held_out
     summary |= {"policy": bundle.policy.to_dict(), "familiarity_limit": bundle.familiarity["limit"]}
-    write_json(args.metrics, summary | ({"search": search_summary} if search_summary else {}))
-    write_json(
-        args.train_info,
-        {
-            "model": model_name(params),
-            "hyperparameters": model.get_params(),
-            "features": schema.features,
-            "dataset": schema.dataset,
-            "split": schema.split,
-            "n_train": len(train),
-            "cv_folds": n_folds,
-        },
-    )
+    info = {
+        "model": params.train.model,
+        "hyperparameters": model.get_params(),
+        "features": schema.features,
+        "dataset": schema.dataset,
+        "split": schema.split,
+        "n_train": len(train),
+        "cv_folds": n_folds,
+    }
+    # Every output is written to a temporary first and all are renamed at the end: DVC keeps
+    # them in place (persist), so a failed write (a full disk) must not pair a new model
+    # with the previous policy.
+    with ExitStack() as outputs:
+        paths = (args.model, args.policy, args.metrics, args.train_info)
+        model_tmp, policy_tmp, metrics_tmp, info_tmp = (
+            outputs.enter_context(atomic_path(path)) for path in paths
+        )
+        bundle.save(model_tmp, policy_tmp)
+        write_json(metrics_tmp, summary | ({"search": search_summary} if search_summary else {}))
+        write_json(info_tmp, info)
     # When and how long: kept out of the DVC-tracked outputs, which stay reproducible.
     write_json(
         timing_path(args.train_info),
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     held = bundle.held_out
     print(
-        f"train: {model_name(params)}: edible below {bundle.policy.edible_below:.4g}, poisonous "
+        f"train: {params.train.model}: edible below {bundle.policy.edible_below:.4g}, poisonous "
         f"from {bundle.policy.poisonous_from:.4g}; held out: coverage {held['coverage']:.4f}, "
         f"{held['false_edible']} false edible, {held['unfamiliar']} unfamiliar ({seconds:.1f} s)"
     )
