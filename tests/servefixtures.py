@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,9 @@ def kill_tree(root: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+SOURCE_SERVICE = "mushroom.service:MushroomClassifier"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -177,33 +181,48 @@ def free_port() -> int:
 
 
 class Server:
-    """`bentoml serve` of one promoted model on a free loopback port."""
+    """`bentoml serve` of one promoted model on a free loopback port.
+
+    ``target`` is what `bentoml serve` is given: the service in the source tree, or the tag
+    of a bento built into the promoted store. Each server has a BentoML home of its own
+    whose ``models`` and ``bentos`` are the promoted store's: at start-up BentoML empties
+    ``$BENTOML_HOME/prometheus_multiproc_dir``, so on a shared home a second server wiped the
+    first one's metrics. It runs from that home, outside the repository."""
 
     def __init__(
         self,
         promoted: Promoted,
         log_path: Path,
-        target: str = "mushroom.service:MushroomClassifier",
+        target: str = SOURCE_SERVICE,
+        extra_env: dict[str, str] | None = None,
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.output_path = log_path.with_suffix(".server.log")
+        self.home = Path(tempfile.mkdtemp(prefix="bentoml-home-", dir=log_path.parent))
+        store = Path(promoted.env["BENTOML_HOME"])
+        for shared in ("models", "bentos"):
+            (store / shared).mkdir(exist_ok=True)
+            (self.home / shared).symlink_to(store / shared)
         env = promoted.env | {
+            "BENTOML_HOME": str(self.home),
             "MUSHROOM_MODEL": promoted.tag,
             "MUSHROOM_PREDICTION_LOG": str(log_path),
         }
-        self.output = open(log_path.with_suffix(".server.log"), "w")  # noqa: SIM115
+        self.output = open(self.output_path, "w")  # noqa: SIM115
         self.process = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / "bentoml"),
                 "serve",
-                "mushroom.service:MushroomClassifier",
+                target,
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
             ],
-            env=env,
+            cwd=self.home,
+            env=env | (extra_env or {}),
             stdout=self.output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -225,7 +244,7 @@ class Server:
 
     def server_log(self) -> str:
         self.output.flush()
-        return self.log_path.with_suffix(".server.log").read_text()[-3000:]
+        return self.output_path.read_text()[-3000:]
 
     def kill(self) -> None:
         """SIGKILL the server and its workers at once: no shutdown hooks, no flushing."""

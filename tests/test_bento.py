@@ -1,21 +1,18 @@
-"""`bentoml build` of the promoted model: what a user with Docker would containerize, and
-the batch CLI that scores files with the same model and validation as the service."""
+"""`bentoml build` of the promoted model: what a user with Docker would containerize."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
 import repocopy
-from mushroom.catalogue import UCI
-from mushroom.rawdata import UCI_FILE
-from servefixtures import Server, run_module
+from servefixtures import Server
 
 REPO = repocopy.REPO
 
@@ -59,19 +56,30 @@ def bento(built) -> Path:
 
 def test_the_built_bento_serves_the_promoted_model(built, uci_model, tmp_path):
     """What a container runs: `bentoml serve <bento>` from the bento's own code and models."""
-    server = Server(uci_model, tmp_path / "predictions.db", target=built[0])
+    tag = built[0]
+    # Python's verbose mode names the file behind each import, in the server and its worker.
+    server = Server(
+        uci_model, tmp_path / "predictions.db", target=tag, extra_env={"PYTHONVERBOSE": "1"}
+    )
     try:
         import httpx
 
         answer = httpx.post(
             f"{server.url}/classify", json={"mushrooms": [{"odor": "f"}]}, timeout=30
         ).json()[0]
-        info = httpx.get(f"{server.url}/model/", timeout=30).json()
+        info = httpx.get(f"{server.url}/model", timeout=30).json()
     finally:
         server.stop()
     assert answer["verdict"] == "uncertain" and answer["model_version"].endswith(":1")
     assert answer["reasons"][0] == "unfamiliar" and "odor=foul" in answer["reasons"]
     assert info["bento_model"] == uci_model.tag
+    name, version = tag.split(":")
+    bento_code = Path(uci_model.env["BENTOML_HOME"], "bentos", name, version, "src")
+    imported = re.findall(r"[^\s'\"]+/mushroom/service\.py", server.output_path.read_text())
+    assert imported, "no import of mushroom.service in the server's verbose output"
+    assert {Path(path).resolve() for path in imported} == {
+        (bento_code / "mushroom" / "service.py").resolve()
+    }
 
 
 def test_dockerfile_uses_python_311_and_installs_the_pinned_requirements(bento):
@@ -90,6 +98,29 @@ def test_dockerfile_uses_python_311_and_installs_the_pinned_requirements(bento):
         assert pin in pinned
     assert not [p for p in pinned if p.startswith(("dvc", "mlflow", "evidently"))]
     assert "ENV BENTOML_DO_NOT_TRACK=$BENTOML_DO_NOT_TRACK" in dockerfile
+
+
+def test_the_container_runs_as_its_own_user_not_root(bento):
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    user = re.search(r"^ARG BENTO_USER=(\w+)$", dockerfile, re.M).group(1)
+    uid = int(re.search(r"^ARG BENTO_USER_UID=(\d+)$", dockerfile, re.M).group(1))
+    assert "useradd -m -u $BENTO_USER_UID" in dockerfile
+    assert re.findall(r"^USER (\S+)$", dockerfile, re.M)[-1] == user != "root" and uid != 0
+    # The prediction log is in that user's home, which it owns.
+    assert "ENV MUSHROOM_PREDICTION_LOG=$MUSHROOM_PREDICTION_LOG" in dockerfile
+    assert f"ARG MUSHROOM_PREDICTION_LOG=/home/{user}/" in dockerfile
+
+
+def test_the_readme_gives_the_container_user_its_log_folder(bento):
+    """The README's `docker run` mounts a folder the container's user can write."""
+    dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
+    uid = re.search(r"^ARG BENTO_USER_UID=(\d+)$", dockerfile, re.M).group(1)
+    gid = re.search(r"^ARG BENTO_USER_GID=(\d+)$", dockerfile, re.M).group(1)
+    log = re.search(r"^ARG MUSHROOM_PREDICTION_LOG=(\S+)$", dockerfile, re.M).group(1)
+    readme = (REPO / "README.md").read_text()
+    folder, owner = re.search(r'mkdir -p (\S+) && sudo chown (\d+:\d+) \1', readme).groups()
+    assert owner == f"{uid}:{gid}"
+    assert f'-v {folder[:-1]}:{Path(log).parent}"' in readme
 
 
 def test_serving_requirements_match_the_lock():
@@ -147,66 +178,3 @@ def test_service_imports_from_the_bento_code_alone(bento, uci_model):
         str(bento / "src" / "mushroom" / "service.py"),
         "mushroom-classifier",
     ]
-
-
-def test_batch_cli_gives_the_service_answers(uci_model, pulled_repo, tmp_path):
-    raw = pd.read_csv(
-        pulled_repo / "data" / "raw" / UCI_FILE,
-        header=None,
-        dtype=str,
-        names=["class"] + [t.column for t in UCI.traits],
-    ).head(300)
-    source = tmp_path / "mushrooms.csv"
-    raw.to_csv(source, index=False)
-    scored = tmp_path / "scored.csv"
-    done = run_module(
-        "mushroom.cli",
-        [
-            "predict",
-            str(source),
-            "-o",
-            str(scored),
-            "--model",
-            uci_model.tag,
-            "--passthrough",
-            "class",
-        ],
-        uci_model.env,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "scored 300/300 mushrooms" in done.stderr
-    out = pd.read_csv(scored, dtype={"unknown_traits": str}, keep_default_na=False)
-    assert len(out) == 300 and (out["class"] == raw["class"]).all()
-
-    server = Server(uci_model, tmp_path / "predictions.db")
-    try:
-        import httpx
-
-        mushrooms = raw.drop(columns="class").to_dict(orient="records")
-        answers = httpx.post(
-            f"{server.url}/classify", json={"mushrooms": mushrooms}, timeout=30
-        ).json()
-    finally:
-        server.stop()
-    assert out["probability_poisonous"].tolist() == pytest.approx(
-        [a["probability_poisonous"] for a in answers], abs=1e-12
-    )
-    assert out["verdict"].tolist() == [a["verdict"] for a in answers]
-    assert out["reasons"].tolist() == ["; ".join(a["reasons"]) for a in answers]
-    assert (out["unknown_traits"] == "").all()  # every trait given ("?" is not recorded)
-    assert not ((out["class"] == "p") & (out["verdict"] == "edible")).any()
-
-
-def test_batch_cli_rejects_bad_rows_naming_line_and_field(uci_model, tmp_path):
-    source = tmp_path / "bad.csv"
-    source.write_text("odor,cap-shape\nfoul,x\nrotten,x\nnone,y\n")
-    out = tmp_path / "out.csv"
-    done = run_module(
-        "mushroom.cli",
-        ["predict", str(source), "-o", str(out), "--model", uci_model.tag],
-        uci_model.env,
-    )
-    assert done.returncode == 2
-    assert f"{source}: line 3: odor: 'rotten': Input should be 'almond'" in done.stderr
-    assert f"{source}: line 4: cap-shape: 'y': Input should be 'bell'" in done.stderr
-    assert not out.exists()

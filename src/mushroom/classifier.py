@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import TypeAdapter
 
-from mushroom.api_schema import Answer, mushroom_model, spellings
+from mushroom.api_schema import Answer, served_mushroom, spellings
 from mushroom.bundle import load_bundle
 from mushroom.catalogue import get_catalogue
 from mushroom.modelstore import CARD_FILE, MODEL_FILE, NAME, POLICY_FILE
@@ -41,7 +41,7 @@ class Classifier:
         bundle = load_bundle(model_dir / MODEL_FILE, model_dir / POLICY_FILE)
         self.judge = bundle.judge()
         self.catalogue = get_catalogue(bundle.dataset)
-        self._mushroom = TypeAdapter(mushroom_model(self.catalogue))
+        self._mushroom = TypeAdapter(served_mushroom(model_dir))
         self.features = bundle.features
         categorical, numeric = self.catalogue.categorical, self.catalogue.numeric
         self.categorical_names = [t.name for t in categorical]

@@ -14,9 +14,12 @@ description was unfamiliar and its reasons.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,8 +40,13 @@ META_COLUMNS = (
     "reasons",
 )
 ADDED_COLUMNS = {"unfamiliar": "integer not null default 0", "reasons": "text not null default ''"}
-"""Columns later versions added: a log written before them gains them when opened."""
+"""Columns later versions added: a log written before them (or before a trait was
+catalogued) gains them when opened."""
 TRAIT_COLUMNS = tuple(dict.fromkeys(t.name for c in CATALOGUES.values() for t in c.traits))
+RETRY_SECONDS = 1.0
+CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+logger = logging.getLogger(__name__)
 
 
 class UnknownPrediction(LookupError):
@@ -49,37 +57,169 @@ class LabelConflict(ValueError):
     pass
 
 
+class LogUnavailable(RuntimeError):
+    """The log cannot record answers now; ``cause`` says why, in SQLite's or the system's
+    words."""
+
+    def __init__(self, path: Path, cause: str):
+        super().__init__(f"prediction log {path}: {cause}")
+        self.path, self.cause = path, cause
+
+
 def log_path() -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
-class PredictionLog:
-    def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else log_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, check_same_thread=False, timeout=30, isolation_level=None
-        )
-        self._db.execute("pragma journal_mode=wal")
-        self._db.execute("pragma synchronous=normal")
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
+
+
+def _describe_opening(exc: BaseException, path: Path) -> str:
+    """SQLite says "unable to open database file" or "attempt to write a readonly database"
+    whether the folder (where it keeps its -wal and -shm files) or the file is read-only:
+    name which."""
+    cause = _describe(exc)
+    if getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")):
+        for target in (path.parent, path):
+            if target.exists() and not os.access(target, os.W_OK):
+                return f"{target} is not writable ({cause})"
+    return cause
+
+
+def _is_corruption(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if getattr(exc, "sqlite_errorname", "").startswith(CORRUPTION):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _file_version(path: Path) -> tuple[int, ...] | None:
+    """Changes when the file is replaced or rewritten, as by restoring a backup over it."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """SQLite rolls a transaction back by itself after some errors (disk full, I/O error),
+    and a rollback then fails: only roll back a transaction that is still open."""
+    if db.in_transaction:
+        db.execute("rollback")
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """The log at ``path``, created if absent, its tables created or upgraded, and proven to
+    take a row of every column (written and deleted in one transaction): what is wrong with
+    it (a folder that cannot be made or written, a file that is not a database or is
+    damaged, tables of another shape, a full disk) shows here rather than on the first
+    answer. Raises ``LogUnavailable``."""
+    existing = next(folder for folder in path.parents if folder.exists())
+    if not existing.is_dir():
+        raise LogUnavailable(path, f"{existing} is a file, not a folder")
+    if path.is_dir():
+        raise LogUnavailable(path, "is a folder, not a database file")
+    db = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
+        db.execute("pragma journal_mode=wal")
+        db.execute("pragma synchronous=normal")
         traits = ", ".join(f"{name}" for name in TRAIT_COLUMNS)
-        self._db.execute(
+        db.execute(
             "create table if not exists predictions (request_id text primary key, "
             "logged_at text not null, model_version text not null, dataset text not null, "
             f"probability real not null, verdict text not null, unfamiliar integer not null, "
             f"reasons text not null, {traits})"
         )
-        present = {row[1] for row in self._db.execute("pragma table_info(predictions)")}
-        for column, declaration in ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute("pragma table_info(predictions)")}
+        lacking = [c for c in META_COLUMNS if c not in present | ADDED_COLUMNS.keys()]
+        if lacking:
+            raise LogUnavailable(
+                path, f"its table predictions is not a prediction log: no {', '.join(lacking)}"
+            )
+        added = ADDED_COLUMNS | {trait: "" for trait in TRAIT_COLUMNS}
+        for column, declaration in added.items():
             if column not in present:
-                self._db.execute(f"alter table predictions add column {column} {declaration}")
-        self._db.execute(
+                db.execute(f"alter table predictions add column {column} {declaration}")
+        db.execute(
             "create table if not exists feedback (request_id text primary key "
             "references predictions, true_class text not null "
             "check (true_class in ('edible', 'poisonous')), received_at text not null)"
         )
+        columns = META_COLUMNS + TRAIT_COLUMNS
+        db.execute("begin immediate")
+        try:
+            db.execute(
+                f"insert into predictions ({', '.join(columns)}) "
+                f"values ({', '.join('?' * len(columns))})",
+                ("", "", "", "", 0.0, "", 0, "") + (None,) * len(TRAIT_COLUMNS),
+            )
+            db.execute("insert into feedback values ('', 'edible', '')")
+            db.execute("delete from feedback where request_id = ''")
+            db.execute("delete from predictions where request_id = ''")
+            db.execute("commit")  # written out, so a full disk shows here
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):  # the first error is the one to tell
+                _roll_back(db)
+            raise
+    except (OSError, sqlite3.Error, LogUnavailable) as exc:
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        if isinstance(exc, LogUnavailable):
+            raise
+        raise LogUnavailable(path, _describe_opening(exc, path)) from exc
+    return db
+
+
+class PredictionLog:
+    """A failure of the log, at opening or later (disk full, a damaged page, tables of
+    another shape, a read-only file), makes ``append`` and ``add_feedback`` raise
+    ``LogUnavailable``, nothing written, and ``ready()`` false. It is reopened at most every
+    ``retry_seconds`` after that, and works again once the cause is gone; a damaged file is
+    only retried once it changed (restored, replaced). A log file deleted or replaced while
+    open is noticed before and after every transaction (a ``stat`` each, ~3 µs in all): SQLite would
+    go on writing to the deleted file. Before, the file at the path is opened, or created
+    anew; after, the answers just written went to the lost file, so they raise."""
+
+    def __init__(self, path: str | Path | None = None, retry_seconds: float = RETRY_SECONDS):
+        self.path = Path(path) if path else log_path()
+        self.retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._file: tuple[int, int] | None = None
+        self._failure: LogUnavailable | None = None
+        self._damaged: tuple[int, ...] | None = None
+        self._retry_at = 0.0
         self._statements: dict[tuple[str, ...], str] = {}
+        self.ready()
+
+    @staticmethod
+    def check(path: str | Path) -> None:
+        """Raise ``LogUnavailable`` unless the log at ``path`` can record answers."""
+        _open(Path(path)).close()
+
+    def ready(self) -> bool:
+        """Whether the log can record answers now: (re)opens it if closed and a retry is due."""
+        with self._lock:
+            try:
+                self._usable()
+            except LogUnavailable:
+                return False
+            return True
 
     def append(self, traits: Sequence[str], rows: Sequence[tuple]) -> None:
         """Rows of META_COLUMNS followed by the values of ``traits``, in one transaction."""
@@ -92,13 +232,17 @@ class PredictionLog:
             )
             self._statements[tuple(traits)] = statement
         with self._lock:
-            self._db.execute("begin immediate")
+            db = self._usable()
             try:
-                self._db.executemany(statement, rows)
-                self._db.execute("commit")
+                db.execute("begin immediate")
+                db.executemany(statement, rows)
+                db.execute("commit")
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
             except BaseException:
-                self._db.execute("rollback")
+                self._abandon(db)
                 raise
+            self._still_at_path()
 
     def add_feedback(self, request_id: str, true_class: str, received_at: str) -> bool:
         """Store the true class found out later; False if it was already stored.
@@ -106,13 +250,14 @@ class PredictionLog:
         Raises ``UnknownPrediction`` for a request id never answered and ``LabelConflict``
         when a different class was stored before: a label, once given, is not rewritten."""
         with self._lock:
-            self._db.execute("begin immediate")
+            db = self._usable()
             try:
-                if not self._db.execute(
+                db.execute("begin immediate")
+                if not db.execute(
                     "select 1 from predictions where request_id = ?", (request_id,)
                 ).fetchone():
                     raise UnknownPrediction(f"request_id {request_id!r}: no such prediction")
-                stored = self._db.execute(
+                stored = db.execute(
                     "select true_class from feedback where request_id = ?", (request_id,)
                 ).fetchone()
                 if stored and stored[0] != true_class:
@@ -121,18 +266,87 @@ class PredictionLog:
                         f"{stored[0]!r}, not {true_class!r}"
                     )
                 if not stored:
-                    self._db.execute(
+                    db.execute(
                         "insert into feedback values (?, ?, ?)",
                         (request_id, true_class, received_at),
                     )
-                self._db.execute("commit")
-                return not stored
+                db.execute("commit")
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from exc
             except BaseException:
-                self._db.execute("rollback")
+                self._abandon(db)
                 raise
+            self._still_at_path()
+            return not stored
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._close()
+
+    def _usable(self) -> sqlite3.Connection:
+        """The open connection, (re)opened if need be; ``LogUnavailable`` otherwise."""
+        if self._db is not None:
+            if _file_id(self.path) == self._file:
+                return self._db
+            self._close()
+            logger.warning(
+                "prediction log %s was deleted or replaced while in use: opening what is "
+                "at that path now (created if absent)",
+                self.path,
+            )
+        elif self._failure is not None and (
+            time.monotonic() < self._retry_at
+            or (self._damaged is not None and self._damaged == _file_version(self.path))
+        ):
+            raise self._failure
+        try:
+            db = _open(self.path)
+        except LogUnavailable as failure:
+            self._failed(failure)
+            raise
+        self._db, self._file = db, _file_id(self.path)
+        if self._failure is not None:
+            logger.warning("prediction log %s works again", self.path)
+            self._failure, self._damaged = None, None
+        return db
+
+    def _failed(self, exc: BaseException) -> LogUnavailable:
+        """Close the connection (which ends any transaction left) and refuse until a retry."""
+        failure = (
+            exc if isinstance(exc, LogUnavailable) else LogUnavailable(self.path, _describe(exc))
+        )
+        self._close()
+        if self._failure is None or self._failure.cause != failure.cause:
+            logger.error("%s; refusing answers until it works again", failure)
+        self._failure, self._retry_at = failure, time.monotonic() + self.retry_seconds
+        self._damaged = _file_version(self.path) if _is_corruption(exc) else None
+        return failure
+
+    def _abandon(self, db: sqlite3.Connection) -> None:
+        """After an error that is not SQLite's: undo the transaction. If that fails, the
+        connection is dropped (reopened next time) and the first error is the one raised."""
+        try:
+            _roll_back(db)
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
+    def _still_at_path(self) -> None:
+        """After a commit: the rows just written are in the file at the path."""
+        if _file_id(self.path) != self._file:
+            self._close()
+            failure = LogUnavailable(
+                self.path, "the file was deleted or replaced while these answers were written"
+            )
+            logger.warning(
+                "%s: they are refused; the next go to the file now at that path", failure
+            )
+            raise failure
+
+    def _close(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = self._file = None
 
 
 def read_predictions(path: str | Path, dataset: str | None = None) -> pd.DataFrame:

@@ -23,19 +23,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mushroom.api_schema import ANSWERS, Answer, mushroom_model
+from mushroom.api_schema import ANSWERS, Answer, served_mushroom
 from mushroom.batching import dispatch_when_free
-from mushroom.catalogue import get_catalogue
 from mushroom.classifier import Classifier, read_card
-from mushroom.httpguard import RequestGuard
+from mushroom.controlsocket import private_control_sockets
+from mushroom.docspage import DocsPage, project_info
+from mushroom.httpguard import error_response, guard
 from mushroom.modelstore import DEFAULT_TAG, NAME
-from mushroom.predlog import LabelConflict, PredictionLog, UnknownPrediction
+from mushroom.predlog import (
+    LabelConflict,
+    LogUnavailable,
+    PredictionLog,
+    UnknownPrediction,
+    log_path,
+)
 
 dispatch_when_free()
+private_control_sockets()
 MODEL_TAG = os.environ.get("MUSHROOM_MODEL", DEFAULT_TAG)
 CARD = read_card(bentoml.models.get(MODEL_TAG).path)
 MAX_MUSHROOMS = int(CARD["params"]["serve"]["max_mushrooms"])
-Mushroom = mushroom_model(get_catalogue(CARD["dataset"]))
+Mushroom = served_mushroom(bentoml.models.get(MODEL_TAG).path)
 BYTES_PER_MUSHROOM = 2048  # a full secondary mushroom in hyphenated JSON is ~700 bytes
 INFO_KEYS = (
     "name",
@@ -56,8 +64,15 @@ INFO_KEYS = (
 )
 
 
-class Conflict(bentoml.exceptions.BentoMLException):
-    error_code = HTTPStatus.CONFLICT
+def not_recorded(failure: LogUnavailable) -> JSONResponse:
+    """503 instead of answers the prediction log could not record: none is given unlogged."""
+    response = error_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        f"the prediction log cannot record answers ({failure.cause}): nothing was answered "
+        "or stored, try again later",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 class FeedbackReceipt(BaseModel):
@@ -70,7 +85,7 @@ def model_info(request: Request) -> JSONResponse:
     return JSONResponse({key: CARD[key] for key in INFO_KEYS} | {"bento_model": MODEL_TAG})
 
 
-@bentoml.asgi_app(Starlette(routes=[Route("/", model_info, methods=["GET"])]), path="/model")
+@bentoml.asgi_app(Starlette(routes=[Route("/model", model_info, methods=["GET"])]), path="/")
 @bentoml.service(
     name=NAME,
     http={"host": "127.0.0.1"},
@@ -84,12 +99,27 @@ def model_info(request: Request) -> JSONResponse:
 class MushroomClassifier:
     model = bentoml.models.BentoModel(MODEL_TAG)
 
+    @bentoml.on_deployment
+    def check_prediction_log() -> None:
+        """Runs in `bentoml serve`'s main process before any worker starts: a log that
+        cannot record answers stops the server with one line naming it and the cause."""
+        try:
+            PredictionLog.check(Path(MushroomClassifier.working_dir) / log_path())
+        except LogUnavailable as failure:
+            raise SystemExit(f"error: {failure}; not serving") from None
+
     def __init__(self) -> None:
         self.classifier = Classifier(Path(self.model.path))
+        # Never raises: a log broken since the check leaves the worker up, not ready and
+        # answering 503 until the log works, instead of failing and being restarted forever.
         self.log = PredictionLog()
         # The model and libraries are loaded for good: keep them out of every later GC pass.
         gc.collect()
         gc.freeze()
+
+    def __is_ready__(self) -> bool:
+        """``/readyz``: false while the prediction log cannot record answers."""
+        return self.log.ready()
 
     # A generous latency bound: under a burst BentoML's dispatcher answers 503 ("overloaded")
     # to requests it expects to exceed it; queueing them within traffic.timeout is better.
@@ -100,7 +130,12 @@ class MushroomClassifier:
         answers, traits = self.classifier.classify(mushrooms)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         # Logged before answering: every answered prediction is in the log.
-        self.log.append(self.classifier.trait_names, self.classifier.log_rows(answers, traits, now))
+        try:
+            self.log.append(
+                self.classifier.trait_names, self.classifier.log_rows(answers, traits, now)
+            )
+        except LogUnavailable as failure:
+            return [failure] * len(answers)  # each request of the batch: 503, see answers_response
         return answers
 
     @bentoml.api
@@ -114,15 +149,16 @@ class MushroomClassifier:
         try:
             stored = self.log.add_feedback(request_id, true_class, now)
         except UnknownPrediction as exc:
-            raise bentoml.exceptions.NotFound(str(exc)) from None
+            return error_response(HTTPStatus.NOT_FOUND, str(exc))
         except LabelConflict as exc:
-            raise Conflict(str(exc)) from None
+            return error_response(HTTPStatus.CONFLICT, str(exc))
+        except LogUnavailable as failure:
+            return not_recorded(failure)
         return FeedbackReceipt(request_id=request_id, true_class=true_class, stored=stored)
 
 
-MushroomClassifier.add_asgi_middleware(
-    RequestGuard, max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM
-)
+guard(MushroomClassifier, max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM)
+MushroomClassifier.add_asgi_middleware(DocsPage, info=project_info(CARD, MODEL_TAG))
 
 
 async def answers_response(_spec: type, answers: list[Answer], _serde: object) -> Response:
@@ -130,6 +166,8 @@ async def answers_response(_spec: type, answers: list[Answer], _serde: object) -
     list, dumps it to Python twice and encodes with ``json``: 2 ms of a 1,000-mushroom
     request; it also derives the media type by rebuilding the answer's JSON schema on every
     response, which was a quarter of the server's CPU at concurrency 8."""
+    if answers and isinstance(answers[0], LogUnavailable):
+        return not_recorded(answers[0])
     return Response(ANSWERS.dump_json(answers), media_type="application/json")
 
 
