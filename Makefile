@@ -6,8 +6,9 @@ VENV := .venv
 UV_VERSION := 0.13.9
 WITH_ENV := source ./env.sh &&
 RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
+DRIFT_WINDOW := $(wildcard data/monitoring/window.parquet.dvc)
 
-.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep
+.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep promtool
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes. uv installs no
 # bytecode by default: where PYTHONDONTWRITEBYTECODE is set, every process then compiles all
@@ -21,9 +22,10 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 env: $(VENV)/.synced
 
-# Only the raw data lives in the remote; every other output is rebuilt by `dvc repro`.
+# Only the raw data and the drift window (`mushroom monitor snapshot`, once one is committed)
+# live in the remote; every other output is rebuilt by `dvc repro`.
 pull: env
-	$(WITH_ENV) dvc pull $(RAW_DATA)
+	$(WITH_ENV) dvc pull $(RAW_DATA) $(DRIFT_WINDOW)
 
 repro: pull
 	$(WITH_ENV) dvc repro
@@ -38,7 +40,8 @@ repro: pull
 promote: repro
 	$(WITH_ENV) mushroom promote
 
-# The champion on 127.0.0.1:3000, in the foreground (Ctrl+C stops it).
+# The MLflow champion on 127.0.0.1:3000, in the foreground (Ctrl+C stops it). It serves
+# what the alias named at start: after `mushroom promote` or `mushroom rollback`, restart it.
 serve: env
 	@echo "API docs: http://127.0.0.1:3000/  (OpenAPI: /docs.json, model: /model)"
 	$(WITH_ENV) bentoml serve mushroom.service:MushroomClassifier --host 127.0.0.1 --port 3000
@@ -46,7 +49,8 @@ serve: env
 run: promote
 	$(MAKE) --no-print-directory serve
 
-# The bento for containers: `bentoml containerize mushroom-classifier:latest` where Docker runs.
+# The bento for containers, holding the current champion: `source env.sh && bentoml
+# containerize mushroom-classifier:latest` where Docker runs (the store is .bentoml/).
 bento: env
 	$(WITH_ENV) bentoml build -f bentofile.yaml src
 
@@ -55,8 +59,25 @@ requirements: env
 	$(WITH_ENV) uv export --frozen --only-group serve --no-hashes --no-emit-project \
 		--no-annotate --no-header -o src/requirements-serve.txt
 
-test: env
+test: env promtool
 	$(WITH_ENV) python -m pytest
+
+# promtool (Debian's `prometheus` package) checks and unit-tests src/prometheus/alerts.yml in
+# the tests. When it is missing, only its binary (it needs nothing but libc) is unpacked into
+# the venv: installing the package would also start a Prometheus server where systemd runs.
+promtool: env
+	@$(WITH_ENV) command -v promtool >/dev/null || { \
+		download=$$(mktemp -d) && chmod 777 $$download && \
+		{ [ "$$(id -u)" != 0 ] || apt-get update -qq; } && \
+		(cd $$download && apt-get download -qq prometheus) && \
+		dpkg-deb -x $$download/prometheus_*.deb $$download/unpacked && \
+		install -m 755 $$download/unpacked/usr/bin/promtool $(VENV)/bin/promtool && \
+		echo "promtool: unpacked from Debian's prometheus package into $(VENV)/bin"; \
+		unpacked=$$?; rm -rf $$download; \
+		[ $$unpacked = 0 ] || { echo "error: promtool is missing and could not be fetched" \
+			"with apt-get (as root it runs apt-get update first): install the package" \
+			"'prometheus' (Debian, Ubuntu) or put promtool from" \
+			"https://prometheus.io/download/ on PATH" >&2; exit 1; }; }
 
 # For code review: what a branch changes against main.
 review: env

@@ -46,7 +46,13 @@ def remote_url() -> Path:
 
 def copy_repository(dest: Path, env: dict[str, str] | None = None) -> Path:
     tracked = (
-        subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True)
+        # untracked files too (not ignored ones): new work is tested before it is committed
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO,
+            capture_output=True,
+            check=True,
+        )
         .stdout.decode()
         .split("\0")
     )

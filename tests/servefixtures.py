@@ -99,7 +99,7 @@ def run_pipeline(workdir: Path, env: dict[str, str]) -> None:
         assert done.returncode == 0, f"{stage} failed:\n{done.stdout}\n{done.stderr}"
 
 
-def promote(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+def promote(workdir: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     w = str(workdir)
     return run_module(
         "mushroom.promote",
@@ -116,6 +116,7 @@ def promote(workdir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
             f"{w}/reports",
             "--train-info",
             f"{w}/models/train_info.json",
+            *extra,
         ],
         env,
     )

@@ -118,7 +118,7 @@ def test_the_readme_gives_the_container_user_its_log_folder(bento):
     gid = re.search(r"^ARG BENTO_USER_GID=(\d+)$", dockerfile, re.M).group(1)
     log = re.search(r"^ARG MUSHROOM_PREDICTION_LOG=(\S+)$", dockerfile, re.M).group(1)
     readme = (REPO / "README.md").read_text()
-    folder, owner = re.search(r'mkdir -p (\S+) && sudo chown (\d+:\d+) \1', readme).groups()
+    folder, owner = re.search(r"mkdir -p (\S+) && sudo chown (\d+:\d+) \1", readme).groups()
     assert owner == f"{uid}:{gid}"
     assert f'-v {folder[:-1]}:{Path(log).parent}"' in readme
 

@@ -13,6 +13,7 @@ import rawfixtures
 import repocopy
 from mushroom.classifier import Classifier
 from mushroom.cli import main as mushroom
+from mushroom.monitoring import write_snapshot
 from mushroom.predlog import PredictionLog
 from mushroom.stages import drift
 from servefixtures import run_module, trained_workdir
@@ -21,7 +22,8 @@ from servefixtures import run_module, trained_workdir
 def run_drift(
     workdir: Path, tmp_path: Path, log: Path | None = None, as_process: bool = False, **params
 ) -> dict:
-    """The stage on ``workdir``'s model; ``as_process``: as DVC runs it (``python -m``)."""
+    """The stage on ``workdir``'s model, judging ``log`` (an empty snapshot if None);
+    ``as_process``: as DVC runs it (``python -m``)."""
     params_file = rawfixtures.set_params(
         tmp_path / "params.yaml",
         {k.replace("__", "."): v for k, v in params.items()},
@@ -38,7 +40,7 @@ def run_drift(
         "--policy",
         str(workdir / "models" / "policy.json"),
         "--log",
-        str(log or tmp_path / "no-log.db"),
+        str(log or empty_snapshot(tmp_path)),
         "--json",
         str(out / "drift.json"),
         "--html",
@@ -52,10 +54,18 @@ def run_drift(
     return json.loads((out / "drift.json").read_text())
 
 
+def empty_snapshot(tmp_path: Path) -> Path:
+    """What a fresh clone holds: the snapshot of a log with no answers yet."""
+    PredictionLog(tmp_path / "empty.db").close()
+    write_snapshot(tmp_path / "empty.db", tmp_path / "empty.parquet")
+    return tmp_path / "empty.parquet"
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_a_plain_sample_raises_no_alarm(uci_model, tmp_path, seed):
-    report = run_drift(uci_model.workdir, tmp_path, drift__seed=seed)
-    assert report["source"] == "scenario:none" and report["n_reference"] == 6499
+    report = run_drift(uci_model.workdir, tmp_path, drift__source="scenario", drift__seed=seed)
+    assert report["source"] == "scenario" and report["n_reference"] == 6499
+    assert report["current"] == "none: 1625 test-split rows"  # all there are
     assert report["drifted_columns"] == [] and not report["dataset_drift"]
     assert not report["prediction_drift"]
     assert max(report["column_scores"].values()) < 0.1
@@ -69,12 +79,13 @@ def test_a_shifted_trait_raises_the_alarm_and_is_named(uci_model, tmp_path, caps
     report = run_drift(
         uci_model.workdir,
         tmp_path,
+        drift__source="scenario",
         drift__scenario="shift",
         drift__shift_column="habitat",
         drift__shift_to="urban",
         drift__shift_fraction=0.4,
     )
-    assert report["source"] == "scenario:shift"
+    assert report["source"] == "scenario" and report["current"].startswith("shift: ")
     assert "habitat" in report["drifted_columns"] and report["dataset_drift"]
     assert report["column_scores"]["habitat"] >= 0.1
     # One drifted trait of 21 is dataset drift under share_threshold 0; the HTML agrees.
@@ -97,9 +108,14 @@ def test_unseen_species_report_on_the_secondary_data(pulled_repo, tmp_path, caps
         train__cv_folds=2,
     )
     report = run_drift(
-        workdir, tmp_path, drift__scenario="unseen_species", drift__scenario_rows=5000
+        workdir,
+        tmp_path,
+        drift__source="scenario",
+        drift__scenario="unseen_species",
+        drift__scenario_rows=5000,
     )
-    assert report["source"] == "scenario:unseen_species" and report["n_current"] == 5000
+    assert report["current"] == "unseen_species: 5000 test-split rows"
+    assert report["n_current"] == 5000
     # mushrooms of species the model never saw fit no training species' profile, mostly
     assert report["unfamiliar_share"] > 0.9 and report["unfamiliar_alarm"]
     assert set(report["column_scores"]) >= {"cap_diameter", "habitat", "probability"}
@@ -112,13 +128,14 @@ def test_unseen_species_report_on_the_secondary_data(pulled_repo, tmp_path, caps
 
 
 def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_home, tmp_path):
-    """Rows logged by the service's own code, with traits left out, are the current data."""
+    """Rows logged by the service's own code, with traits left out, are the current data:
+    values given are compared, how often a trait was left out is reported apart."""
     classifier = served_classifier(uci_model, bentoml_home)
     test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
     records = test[classifier.features].to_dict(orient="records")
     for record in records[::2]:
-        record.pop("habitat")  # left out: logged as unknown, compared as missing
-    mushrooms = [classifier.mushroom(r) for r in records[:300]]
+        record.pop("habitat")  # left out: logged as unknown
+    mushrooms = [classifier.mushroom(r) for r in records[:600]]
     answers, values = classifier.classify(mushrooms)
     log = PredictionLog(tmp_path / "predictions.db")
     log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
@@ -129,20 +146,25 @@ def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_
         tmp_path,
         log=tmp_path / "predictions.db",
         drift__min_rows=100,
-        drift__window_rows=250,
+        drift__window_rows=500,
     )
-    assert report["source"] == "prediction_log" and report["n_current"] == 250
-    assert "habitat" in report["drifted_columns"]  # half the rows say "missing"
+    assert report["source"] == "log" and report["n_current"] == 500 and report["drift_judged"]
+    assert report["current"].endswith("predictions.db: 500 of 600 logged uci answers")
+    assert "habitat" not in report["drifted_columns"]  # the habitats given are as in training
+    assert report["missingness"]["habitat"]["current_unknown"] == pytest.approx(0.5, abs=0.02)
+    assert report["missingness"]["habitat"]["reference_unknown"] == 0
     # a description with a trait left out is unlike any training description
     assert report["unfamiliar_share"] == pytest.approx(0.5, abs=0.02) and report["unfamiliar_alarm"]
     too_few = run_drift(
         uci_model.workdir, tmp_path, log=tmp_path / "predictions.db", drift__min_rows=1000
     )
-    assert too_few["source"] == "scenario:none"
+    assert too_few["source"] == "log" and not too_few["drift_judged"]  # never a scenario
+    assert too_few["reason"] == "600 logged rows, fewer than drift.min_rows = 1000"
+    assert "drift_share" not in too_few and too_few["n_current"] == 600
 
 
 def test_the_html_report_renders_without_network(uci_model, tmp_path):
-    run_drift(uci_model.workdir, tmp_path, as_process=True)
+    run_drift(uci_model.workdir, tmp_path, as_process=True, drift__source="scenario")
     html = (tmp_path / "drift" / "drift.html").read_text()
     assert len(html) > 100_000 and "<script" in html
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=[\"']?https?:|url\(https?:", html)
@@ -151,16 +173,21 @@ def test_the_html_report_renders_without_network(uci_model, tmp_path):
 @pytest.mark.parametrize(
     ("report", "code", "line"),
     [
-        ({}, 0, "OK no drift"),
+        ({}, 0, "OK no alarm [source log (500 rows)]"),
         (
-            {"dataset_drift": True, "drift_share": 0.1, "drifted_columns": ["odor"]},
+            {
+                "dataset_drift": True,
+                "drift_share": 0.1,
+                "drifted_columns": ["odor"],
+                "column_scores": {"odor": 0.123456, "habitat": 0.01},
+            },
             3,
-            "ALERT dataset drift: 10% of traits drifted (odor)",
+            "ALERT dataset drift: 10% of traits drifted (odor 0.123)",
         ),
         (
             {"prediction_drift": True, "prediction_drift_score": 0.25},
             4,
-            "ALERT prediction drift: score 0.250",
+            "ALERT prediction drift: score 0.25",
         ),
         (
             {"unfamiliar_alarm": True, "unfamiliar_share": 0.125},
@@ -183,8 +210,10 @@ def test_the_html_report_renders_without_network(uci_model, tmp_path):
 )
 def test_monitor_check_exit_codes(tmp_path, capsys, report, code, line):
     healthy = {
-        "source": "prediction_log",
+        "source": "log",
+        "current": "500 rows",
         "n_current": 500,
+        "drift_judged": True,
         "dataset_drift": False,
         "drift_share": 0.0,
         "drifted_columns": [],
@@ -203,6 +232,8 @@ def test_monitor_check_exit_codes(tmp_path, capsys, report, code, line):
 def test_monitor_check_without_a_report(tmp_path, capsys):
     assert mushroom(["monitor", "check", "--report", str(tmp_path / "absent.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+    assert mushroom(["monitor", "check", "--log", str(tmp_path / "predictions.db")]) == 2
+    assert "--log names the live log of --live" in capsys.readouterr().err
 
 
 def served_classifier(uci_model, bentoml_home) -> Classifier:
@@ -243,7 +274,7 @@ def test_feedback_labels_join_the_log_and_false_edibles_are_named(
     report = run_drift(
         uci_model.workdir, tmp_path, log=tmp_path / "predictions.db", drift__min_rows=100
     )
-    assert report["source"] == "prediction_log" and report["labelled"] == 4
+    assert report["source"] == "log" and report["labelled"] == 4
     assert report["live_false_edible"] == 2 and report["live_accuracy"] == 0.5
     assert sorted(report["false_edible_request_ids"]) == sorted(edible[:2])
     out = capsys.readouterr().out
@@ -308,3 +339,80 @@ def test_a_log_written_before_unfamiliar_and_reasons_gains_them(tmp_path):
     assert rows.loc["old", "unfamiliar"] == 0 and rows.loc["old", "reasons"] == ""
     assert rows.loc["new", "unfamiliar"] == 1 and rows.loc["new", "reasons"] == "unfamiliar"
     assert rows.loc["old", "odor"] == "foul" and rows.loc["new", "odor"] is None
+
+
+def test_a_labelled_false_edible_alerts_below_min_rows(uci_model, bentoml_home, tmp_path, capsys):
+    """20 answers, far fewer than drift.min_rows: drift is not judged, and says so; the one
+    labelled false edible is still counted and alerted, and a scenario only when asked."""
+    classifier = served_classifier(uci_model, bentoml_home)
+    _, edible, _ = log_test_split(classifier, uci_model, tmp_path, 20)
+    log = PredictionLog(tmp_path / "predictions.db")
+    assert log.add_feedback(edible[0], "poisonous", "2026-11-27T00:00:00Z")
+    log.close()
+    window = tmp_path / "monitoring" / "window.parquet"
+    snapshot = ["monitor", "snapshot", "--out", str(window), "--no-dvc", "--log"]
+    assert mushroom([*snapshot, str(tmp_path / "absent.db")]) == 2
+    assert "absent.db: no such file" in capsys.readouterr().err
+    assert mushroom([*snapshot, str(tmp_path / "predictions.db")]) == 0
+
+    report = run_drift(uci_model.workdir, tmp_path, log=window)
+    assert report["source"] == "log" and report["n_current"] == 20
+    assert not report["drift_judged"] and "fewer than drift.min_rows = 200" in report["reason"]
+    assert report["live_false_edible"] == 1 and report["false_edible_request_ids"] == edible[:1]
+    html = (tmp_path / "drift" / "drift.html").read_text()
+    assert "source log (" in html and "drift not judged: 20 logged rows" in html
+    assert "Accuracy" in html  # Evidently's quality section on the one label
+    capsys.readouterr()
+    assert mushroom(["monitor", "check", "--report", str(tmp_path / "drift" / "drift.json")]) == 5
+    out = capsys.readouterr().out
+    assert "ALERT 1 labelled poisonous mushroom(s) were answered edible" in out
+    assert "NOTE drift not judged: 20 logged rows, fewer than drift.min_rows = 200" in out
+
+    scenario = run_drift(uci_model.workdir, tmp_path, log=window, drift__source="scenario")
+    assert scenario["source"] == "scenario" and scenario["drift_judged"]
+    assert scenario["live_false_edible"] == 1  # labels count whatever the source
+
+
+def test_a_few_partial_descriptions_are_missingness_not_drift(
+    uci_model, bentoml_home, tmp_path, capsys
+):
+    """The issue's case: 12 partial descriptions among 260 answers. Before, every trait
+    left out became a new category "missing" and most traits drifted."""
+    classifier = served_classifier(uci_model, bentoml_home)
+    test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
+    records = test[classifier.features].head(260).to_dict(orient="records")
+    kept = ("odor", "spore_print_color", "habitat")
+    for i in range(12):
+        records[i] = {trait: records[i][trait] for trait in kept}
+    answers, values = classifier.classify([classifier.mushroom(r) for r in records])
+    log = PredictionLog(tmp_path / "predictions.db")
+    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
+    log.close()
+    report = run_drift(
+        uci_model.workdir,
+        tmp_path,
+        log=tmp_path / "predictions.db",
+        drift__min_rows=100,
+        drift__scenario="shift",  # ignored: the source is the log
+    )
+    assert report["source"] == "log" and report["drift_judged"]
+    left_out = [t for t in classifier.features if t not in kept]
+    assert len(report["drifted_columns"]) <= 2, report["column_scores"]
+    for trait in left_out:
+        assert report["missingness"][trait]["current_unknown"] == round(12 / 260, 4)
+    assert "odor" not in report["missingness"]
+    html = (tmp_path / "drift" / "drift.html").read_text()
+    assert "<tr><td>cap_shape</td><td>4.6%</td><td>0.0%</td><td>0.0%</td><td>0.0%</td></tr>" in html
+    line = capsys.readouterr().out.splitlines()[0]
+    score = re.search(r"drift share \d\.\d\d; prediction drift ([\d.e-]+);", line).group(1)
+    assert len(score.replace(".", "").lstrip("0")) <= 3  # 3 significant digits
+
+
+def test_an_unknown_source_is_a_params_error(tmp_path, capsys):
+    changed = {"drift.source": "stream"}
+    params = rawfixtures.set_params(
+        tmp_path / "params.yaml", changed, source=repocopy.REPO / "params.yaml"
+    )
+    assert drift.main(["--params", str(params)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("drift.source = 'stream': Input should be 'log' or 'scenario'")

@@ -15,6 +15,8 @@ import yaml
 
 import repocopy
 from mushroom import dataset
+from mushroom.cli import main as mushroom
+from mushroom.predlog import DEFAULT_PATH, TRAIT_COLUMNS, PredictionLog
 from mushroom.rawdata import SPECIES_ID
 from mushroom.stages import prepare
 from rawfixtures import set_params
@@ -93,6 +95,44 @@ def test_repro_then_noop_then_train_param_reruns_only_train_evaluate_drift(repo)
     logged = dict(zip(latest["key"], latest["value"], strict=True))
     assert logged["test.accuracy"] == test["accuracy"] and logged["test.false_edible"] == 0
     assert {"cv.false_edible_rate", "held_out.roc_auc", "safety.random.edible"} <= set(logged)
+
+
+def test_answers_logged_while_serving_leave_dvc_status_clean_until_a_snapshot(
+    repo, monkeypatch, capsys
+):
+    """The live log sits outside every DVC dependency (here open, with its -wal file, as the
+    service keeps it); `mushroom monitor snapshot` versions the window the drift stage then
+    judges: 30 answers, too few for drift, one labelled false edible all the same."""
+    test = pd.read_parquet(repo / "data/prepared/test.parquet").head(30)
+    traits = [c for c in test.columns if c in TRAIT_COLUMNS]
+    rows = [
+        (f"r{i}", "2026-11-26T00:00:00Z", "m:1", "uci", 0.02, "edible", 0, "") + tuple(record)
+        for i, record in enumerate(test[traits].itertuples(index=False))
+    ]
+    log = PredictionLog(repo / DEFAULT_PATH)
+    try:
+        log.append(traits, rows)
+        assert log.add_feedback("r0", "poisonous", "2026-11-27T00:00:00Z")
+        assert (repo / f"{DEFAULT_PATH}-wal").exists()
+        assert run(["dvc", "status"], repo).strip().endswith("Data and pipelines are up to date.")
+
+        monkeypatch.chdir(repo)  # the commands' defaults are relative to the repository
+        capsys.readouterr()
+        assert mushroom(["monitor", "snapshot"]) == 0
+        assert "30 answers into data/monitoring/window.parquet" in capsys.readouterr().out
+        assert "drift" in run(["dvc", "status"], repo)  # the window changed, nothing else
+        assert stages_run(run(["dvc", "repro"], repo)) == ["drift"]
+        assert run(["dvc", "status"], repo).strip().endswith("Data and pipelines are up to date.")
+        report = json.loads((repo / "reports/drift.json").read_text())
+        assert report["live_false_edible"] == 1 and not report["drift_judged"]
+        run(["git", "add", "data/monitoring"], repo)
+        run(["git", "commit", "-qm", "drift window"], repo)
+
+        assert mushroom(["monitor", "check", "--live"]) == 5
+        assert json.loads((repo / "data/live/drift.json").read_text())["n_current"] == 30
+        assert run(["dvc", "status"], repo).strip().endswith("Data and pipelines are up to date.")
+    finally:
+        log.close()
 
 
 def declared_outputs(repo: Path) -> dict[str, bytes]:

@@ -1,8 +1,11 @@
 """The ``mushroom`` command: batch scoring, promotion, monitoring.
 
 mushroom predict INPUT.csv -o OUTPUT.csv [--model TAG] [--passthrough COLUMN ...]
-mushroom promote
-mushroom monitor check [--report reports/drift.json]
+mushroom promote [--reason TEXT]
+mushroom rollback [--to VERSION] --reason TEXT
+mushroom history [--json]
+mushroom monitor snapshot [--log PATH] [--out data/monitoring/window.parquet] [--no-dvc]
+mushroom monitor check [--report reports/drift.json] [--live [--log PATH]]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import re
 import shlex
 import stat
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,11 +27,14 @@ from pydantic import ValidationError
 
 from mushroom.catalogue import MISSING, DatasetCatalogue, Trait
 from mushroom.fsutil import write_with
-from mushroom.modelstore import DEFAULT_TAG
+from mushroom.monitoring import SNAPSHOT_PATH
+from mushroom.predlog import log_path
 
 CHUNK = 1000
 HEALTHY, DATASET_DRIFT, PREDICTION_DRIFT, LABELLED_FALSE_EDIBLE = 0, 3, 4, 5
 """``mushroom monitor check`` exit codes; with several findings, the most severe (highest)."""
+LIVE_REPORT = Path("data/live/drift.json")
+"""Where ``mushroom monitor check --live`` reports, beside the live log, outside DVC."""
 MAX_REPORTED_ERRORS = 20
 SHOWN_CHARACTERS = 60
 """Longer input values and column names are cut in messages."""
@@ -261,11 +268,17 @@ def score(classifier, mushrooms: list) -> list:
     return answers
 
 
-def load_classifier(tag: str):
+def load_classifier(tag: str | None):
     import bentoml
 
+    from mushroom.champion import NoChampion, select
     from mushroom.classifier import Classifier
 
+    if tag is None:
+        try:
+            tag = select().tag
+        except NoChampion as exc:
+            raise InputError(f"no model to score with: {exc}") from None
     try:
         return Classifier(Path(bentoml.models.get(tag).path))
     except (ValueError, bentoml.exceptions.BentoMLException) as exc:
@@ -290,8 +303,52 @@ def predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def monitor_snapshot(args: argparse.Namespace) -> int:
+    """The live log's answers and labels into the snapshot the drift stage judges, then
+    ``dvc add``-ed, so committing its .dvc file and ``dvc push`` version the window."""
+    from mushroom.monitoring import write_snapshot
+    from mushroom.predlog import LogUnavailable
+
+    try:
+        rows = write_snapshot(args.log or log_path(), args.out)
+    except LogUnavailable as exc:
+        print(f"mushroom monitor snapshot: {exc}", file=sys.stderr)
+        return 2
+    print(f"mushroom monitor snapshot: {rows} answers into {args.out}")
+    if args.no_dvc:
+        return 0
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "add", "--quiet", str(args.out)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        error = (done.stderr or done.stdout).strip().splitlines()
+        print(f"mushroom monitor snapshot: dvc add {args.out}: {error[-1]}", file=sys.stderr)
+        return 2
+    print(f"next: git add {args.out}.dvc && git commit && dvc push && dvc repro drift")
+    return 0
+
+
+def monitor_live(args: argparse.Namespace) -> int:
+    """The drift stage's computation on the live log, into a report outside DVC."""
+    from mushroom.stages import drift
+
+    log = str(args.log or log_path())
+    html = args.report.with_suffix(".html")
+    return drift.main(["--log", log, "--json", str(args.report), "--html", str(html)])
+
+
 def monitor_check(args: argparse.Namespace) -> int:
     """One line per finding of the drift stage's report; the exit code says the worst."""
+    if args.log and not args.live:
+        print("mushroom monitor check: --log names the live log of --live", file=sys.stderr)
+        return 2
+    if args.live:
+        args.report = args.report or LIVE_REPORT
+        if monitor_live(args):
+            return 2
+    args.report = args.report or Path("reports/drift.json")
     try:
         report = json.loads(args.report.read_text())
     except (OSError, ValueError) as exc:
@@ -306,9 +363,9 @@ def monitor_check(args: argparse.Namespace) -> int:
                 f"poisonous mushroom(s) were answered edible",
             )
         )
-    if report["prediction_drift"]:
+    if report.get("prediction_drift"):
         findings.append(
-            (PREDICTION_DRIFT, f"prediction drift: score {report['prediction_drift_score']:.3f}")
+            (PREDICTION_DRIFT, f"prediction drift: score {report['prediction_drift_score']:.3g}")
         )
     if report.get("unfamiliar_alarm"):
         findings.append(
@@ -318,19 +375,23 @@ def monitor_check(args: argparse.Namespace) -> int:
                 f"mushrooms (training split: {report['reference_unfamiliar_share']:.1%})",
             )
         )
-    if report["dataset_drift"]:
+    if report.get("dataset_drift"):
+        scores = report.get("column_scores", {})
+        drifted = [f"{c} {scores[c]:.3g}" if c in scores else c for c in report["drifted_columns"]]
         findings.append(
             (
                 DATASET_DRIFT,
                 f"dataset drift: {report['drift_share']:.0%} of traits "
-                f"drifted ({', '.join(report['drifted_columns'])})",
+                f"drifted ({', '.join(drifted)})",
             )
         )
-    source = f"{report['n_current']} rows from {report['source']}"
+    source = f"source {report['source']} ({report.get('current', report['n_current'])})"
     for _, line in findings:
         print(f"ALERT {line} [{source}]")
+    if not report.get("drift_judged", True):
+        print(f"NOTE drift not judged: {report['reason']} [{source}]")
     if not findings:
-        print(f"OK no drift [{source}]")
+        print(f"OK no alarm [{source}]")
     return max((code for code, _ in findings), default=HEALTHY)
 
 
@@ -340,7 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     scoring = commands.add_parser("predict", help="score a CSV file of mushrooms")
     scoring.add_argument("input", type=Path, help="CSV: one mushroom per row, trait columns")
     scoring.add_argument("-o", "--output", type=Path, required=True)
-    scoring.add_argument("--model", default=DEFAULT_TAG, help="BentoML model store tag")
+    scoring.add_argument(
+        "--model", help="BentoML model store tag (default: what the service serves, the champion)"
+    )
     scoring.add_argument(
         "--passthrough",
         nargs="*",
@@ -351,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "promote", help="promote the model dvc repro produced (see --help)", add_help=False
     )
+    commands.add_parser(
+        "rollback", help="move the champion alias back (see --help)", add_help=False
+    )
+    commands.add_parser("history", help="every move of the champion alias", add_help=False)
     monitor = commands.add_parser("monitor", help="monitoring").add_subparsers(
         dest="action", required=True
     )
@@ -364,15 +431,36 @@ def main(argv: list[str] | None = None) -> int:
         help="alert on the drift stage's findings",
         description=f"One line per finding; {exits}.",
     )
-    check.add_argument("--report", type=Path, default=Path("reports/drift.json"))
+    check.add_argument(
+        "--report", type=Path, help=f"default reports/drift.json; with --live {LIVE_REPORT}"
+    )
+    check.add_argument(
+        "--live", action="store_true", help="judge the live log first (the drift stage's way)"
+    )
+    check.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
+    snapshot = monitor.add_parser(
+        "snapshot",
+        help="copy the live log into the window the drift stage judges, and dvc add it",
+    )
+    snapshot.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
+    snapshot.add_argument("--out", type=Path, default=SNAPSHOT_PATH)
+    snapshot.add_argument("--no-dvc", action="store_true", help="do not dvc add the snapshot")
     args, rest = parser.parse_known_args(argv)
     if args.command == "promote":
         from mushroom import promote
 
         return promote.main(rest)
+    if args.command in ("rollback", "history"):
+        from mushroom import registry
+
+        return (registry.rollback_main if args.command == "rollback" else registry.history_main)(
+            rest
+        )
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
-    return monitor_check(args) if args.command == "monitor" else predict(args)
+    if args.command == "monitor":
+        return monitor_snapshot(args) if args.action == "snapshot" else monitor_check(args)
+    return predict(args)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ itself and everything it spawns run with the same settings. A value the user set
 """
 
 import os
+from pathlib import Path
 
 TELEMETRY_OFF = {
     "DVC_NO_ANALYTICS": "1",
@@ -27,6 +28,13 @@ def apply() -> None:
         os.environ.setdefault(name, value)
 
 
+# BentoML's default home, ~/bentoml, is shared by every clone: one served another clone's
+# model, whose run is not in its mlflow.db. Each checkout keeps its own store. Set by env.sh
+# only, not on import: a built bento imports this package from its own folder, and the
+# bentoml command reads its home before it imports the service.
+CHECKOUT_ONLY = {"BENTOML_HOME": str(Path(__file__).resolve().parents[2] / ".bentoml")}
+
+
 def print_shell_exports() -> None:
-    for name, value in DEFAULTS.items():
+    for name, value in (DEFAULTS | CHECKOUT_ONLY).items():
         print(f'export {name}="${{{name}:-{value}}}"')

@@ -8,8 +8,30 @@ NAME = "mushroom-classifier"
 """The MLflow registered model and the BentoML store entry."""
 ALIAS = "champion"
 CARD_FILE, MODEL_FILE, POLICY_FILE = "model_card.json", "model.joblib", "policy.json"
-DEFAULT_TAG = f"{NAME}:latest"
-"""Promotion saves a new store entry whenever the champion changes, so latest is it."""
+VERSION_LABEL = "mlflow_version"
+"""The store entry's label naming the MLflow registry version it was saved for."""
+GATE_TAG = "gate"
+"""MLflow model-version tag: ``passed`` once promotion checked the evaluate gate."""
+MOVE_TAG_PREFIX = "champion_move_"
+"""MLflow registered-model tags ``champion_move_<n>``: one JSON record per alias move."""
+
+
+def find_entry(version: str, inputs_sha256: str | None):
+    """The store entry saved for this MLflow version of this model, or None. Both must
+    match: a BentoML home shared by clones holds entries of other registries' versions."""
+    import bentoml
+
+    try:
+        entries = bentoml.models.list(NAME)
+    except bentoml.exceptions.NotFound:
+        return None
+    for entry in entries:
+        if (
+            entry.info.labels.get(VERSION_LABEL) == version
+            and entry.info.metadata.get("inputs_sha256") == inputs_sha256
+        ):
+            return entry
+    return None
 
 
 def timing_path(train_info: Path) -> Path:

@@ -3,17 +3,62 @@ drift stage (see ``mushroom.stages.drift`` for the method and its defaults)."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mushroom.catalogue import CATALOGUES, MISSING
+from mushroom.fsutil import atomic_path
 from mushroom.params import Drift, ParamsError
-from mushroom.predlog import read_predictions
+from mushroom.predlog import META_COLUMNS, LogUnavailable, read_predictions
 
 PREDICTION = ["probability", "verdict"]
+SNAPSHOT_PATH = Path("data/monitoring/window.parquet")
+"""The window of the prediction log the drift stage judges: versioned with ``dvc add``. Until
+one is taken (a fresh project) there is none, and there are no answers to judge."""
+
+
+def write_snapshot(log: Path, out: Path) -> int:
+    """Every answer in the live log with its label, read by one SQL statement (so one read
+    transaction: a consistent state while the service writes), written atomically to ``out``
+    as Parquet. Returns the number of answers."""
+    if not log.is_file():
+        raise LogUnavailable(log, "no such file (serve and answer first, or name it with --log)")
+    rows = _read_live(log, None)
+    with atomic_path(out) as tmp:
+        rows.to_parquet(tmp, index=False)
+    return len(rows)
+
+
+def read_logged(path: Path, dataset: str) -> pd.DataFrame:
+    """``dataset``'s answers, oldest first, with their labels, from a snapshot (``.parquet``)
+    or straight from a live log (SQLite); none at ``SNAPSHOT_PATH`` before one is taken."""
+    snapshot = path.suffix == ".parquet"
+    traits = [t.name for t in CATALOGUES[dataset].traits]
+    if path == SNAPSHOT_PATH and not path.exists():
+        return pd.DataFrame(columns=[*META_COLUMNS, *traits, "true_class"])
+    if not path.is_file():
+        hint = "take one with: mushroom monitor snapshot" if snapshot else "nothing served yet?"
+        raise LogUnavailable(path, f"no such file ({hint})")
+    if not snapshot:
+        return _read_live(path, dataset)
+    try:
+        rows = pd.read_parquet(path)
+        return rows.loc[rows["dataset"] == dataset, [*META_COLUMNS, *traits, "true_class"]]
+    except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are ValueErrors
+        raise LogUnavailable(path, f"not a snapshot of the prediction log: {exc}") from exc
+
+
+def _read_live(log: Path, dataset: str | None) -> pd.DataFrame:
+    try:
+        return read_predictions(log, dataset)
+    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+        raise LogUnavailable(log, str(exc)) from exc
 
 
 def scenario_rows(test: pd.DataFrame, params: Drift, split: str) -> pd.DataFrame:
@@ -36,22 +81,101 @@ def scenario_rows(test: pd.DataFrame, params: Drift, split: str) -> pd.DataFrame
     return current
 
 
-def logged_rows(log: Path, name: str, params: Drift) -> pd.DataFrame:
-    if not log.exists():
-        return pd.DataFrame()
-    rows = read_predictions(log, name)
-    if params.window_days:
-        since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=params.window_days)
-        rows = rows[pd.to_datetime(rows["logged_at"], utc=True) >= since]
+def window(logged: pd.DataFrame, params: Drift) -> pd.DataFrame:
+    """The logged rows drift is judged on. Days count back from the newest answer, not from
+    now, so a snapshot judged again gives the same report."""
+    rows = logged
+    if params.window_days and len(rows):
+        logged_at = pd.to_datetime(rows["logged_at"], utc=True)
+        rows = rows[logged_at >= logged_at.max() - pd.Timedelta(days=params.window_days)]
     return rows.tail(params.window_rows) if params.window_rows else rows
 
 
 def evidently_drift_share(params: Drift, n_traits: int) -> float:
     """Evidently calls a dataset drifted when the drifted share is >= its ``drift_share``;
-    ``drift.share_threshold`` means "more than", 0 meaning any trait. The smallest share of
-    ``n_traits`` above the threshold makes the HTML's verdict agree with drift.json's."""
+    ``drift.share_threshold`` means "more than", 0 meaning any trait. A share of
+    ``n_traits`` above the threshold, as few decimals as still tell it from the share
+    below, makes the HTML's verdict agree with drift.json's and print e.g. 0.33, not 1/3."""
     above = math.floor(params.share_threshold * n_traits + 1e-9) + 1
+    for decimals in range(2, 7):
+        share = math.floor(above / n_traits * 10**decimals) / 10**decimals
+        if share > (above - 1) / n_traits:
+            return share
     return above / n_traits
+
+
+def judged_traits(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]):
+    """Traits with a given value on both sides: value drift compares given values only
+    (Evidently drops unknowns, and cannot compare a column with none)."""
+    return [f for f in features if reference[f].notna().any() and current[f].notna().any()]
+
+
+SIDES, KINDS = ("current", "reference"), ("unknown", "missing")
+
+
+def missingness(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]) -> dict:
+    """Per trait with any, the share left out of the description (``unknown``: NULL in the
+    log) and the share recorded as ``missing``, reference and current: reported apart from
+    value drift, which a few partial descriptions would otherwise fake."""
+    shares = {}
+    for trait in features:
+        figures = {
+            f"{side}_{kind}": round(float(share), 4)
+            for side, frame in (("reference", reference), ("current", current))
+            for kind, share in (
+                ("unknown", frame[trait].isna().mean() if len(frame) else 0.0),
+                ("missing", (frame[trait] == MISSING).mean() if len(frame) else 0.0),
+            )
+        }
+        if any(figures.values()):
+            shares[trait] = figures
+    return shares
+
+
+def with_banner(html_path: Path, summary: dict) -> None:
+    """Put what was judged (the source, or why drift was not judged) and the missingness
+    at the top of the page: Evidently's report has no place for free text."""
+    cells = "".join(
+        f"<tr><td>{html.escape(trait)}</td>"
+        + "".join(f"<td>{s[f'{side}_{kind}']:.1%}</td>" for kind in KINDS for side in SIDES)
+        + "</tr>"
+        for trait, s in summary["missingness"].items()
+    )
+    table = (
+        "<table><tr><th>trait</th><th>left out</th><th>(training)</th><th>'missing'</th>"
+        f"<th>(training)</th></tr>{cells}</table>"
+        if cells
+        else "<p>No trait left out or recorded 'missing'.</p>"
+    )
+    lines = "".join(f"<p>{html.escape(line)}</p>" for line in report_lines(summary))
+    box = (
+        f'<div id="mushroom-drift" style="font-family:sans-serif;padding:8px">{lines}{table}</div>'
+    )
+    page = html_path.read_text() or "<html><body></body></html>"  # no Evidently report
+    html_path.write_text(page.replace("<body>", f"<body>{box}", 1))
+
+
+def report_lines(summary: dict) -> list[str]:
+    """What was judged against what, and the verdict, rounded as people read it."""
+    lines = [
+        f"source {summary['source']} ({summary['current']}) vs "
+        f"{summary['n_reference']} training rows"
+    ]
+    if not summary["drift_judged"]:
+        lines[0] += f": drift not judged: {summary['reason']}"
+    else:
+        drifted = ", ".join(summary["drifted_columns"])
+        lines[0] += (
+            f": drift share {summary['drift_share']:.2f}{f' ({drifted})' if drifted else ''}; "
+            f"prediction drift {summary['prediction_drift_score']:.3g}; "
+            f"unfamiliar {summary['unfamiliar_share']:.1%}"
+        )
+    if summary["labelled"]:
+        lines.append(
+            f"{summary['labelled']} labelled answers: accuracy {summary['live_accuracy']:.3g}, "
+            f"{summary['live_false_edible']} poisonous answered edible"
+        )
+    return lines
 
 
 def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features, numeric, params: Drift):
@@ -107,6 +231,7 @@ def shared_categories(reference: pd.DataFrame, current: pd.DataFrame, columns: l
 
 
 def summarise(snapshot, features: list[str], params: Drift) -> dict:
+    """Value drift of the judged ``features`` and of the answers, as drift.json says it."""
     scores = {}
     for metric in json.loads(snapshot.json())["metrics"]:
         config = metric["config"]
@@ -139,13 +264,11 @@ def labelled_rows(current: pd.DataFrame) -> pd.DataFrame:
     return current[current["true_class"].notna()]
 
 
-def live_quality(current: pd.DataFrame) -> dict:
+def live_quality(logged: pd.DataFrame) -> dict:
     """Quality on the labelled answers, the figures the report's quality section shows."""
-    if "true_class" not in current:
-        return {}
-    labelled = labelled_rows(current)
+    labelled = labelled_rows(logged)
     if labelled.empty:
-        return {"labelled": 0}
+        return {"labelled": 0, "live_false_edible": 0}
     said_poisonous = answered_class(labelled["verdict"]) == "poisonous"
     truly_poisonous = labelled["true_class"] == "poisonous"
     false_edible = labelled[~said_poisonous & truly_poisonous]
@@ -158,13 +281,14 @@ def live_quality(current: pd.DataFrame) -> dict:
 
 
 def with_quality_section(snapshot, current: pd.DataFrame):
-    """The drift snapshot followed by Evidently's classification quality on the labelled
-    answers, if any. Evidently 0.7 runs a report on one pair of datasets and has no call to
-    join two, so the second report's results and widgets are appended to the first's
-    snapshot model, which the public ``Run.load_model`` turns back into one HTML."""
+    """The drift snapshot (None if drift was not judged) followed by Evidently's
+    classification quality on the labelled answers, if any. Evidently 0.7 runs a report on
+    one pair of datasets and has no call to join two, so the second report's results and
+    widgets are appended to the first's snapshot model, which the public ``Run.load_model``
+    turns back into one HTML."""
     labelled = labelled_rows(current)
-    if labelled.empty:
-        return snapshot
+    if labelled.empty or snapshot is None:
+        return snapshot if labelled.empty else quality_report(labelled)
     from evidently import Run
 
     joined, quality = snapshot.to_snapshot_model(), quality_report(labelled).to_snapshot_model()

@@ -201,6 +201,7 @@ class Serve(Section):
 class Drift(Section):
     window_rows: int = Field(ge=0)
     window_days: float = Field(ge=0, le=3650)
+    source: Literal["log", "scenario"]
     min_rows: int = Field(ge=1)
     scenario: Literal["none", "shift", "unseen_species"]
     scenario_rows: int = Field(ge=1)

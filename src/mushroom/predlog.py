@@ -22,12 +22,14 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from mushroom.catalogue import CATALOGUES
 
-DEFAULT_PATH = Path("data/monitoring/predictions.db")
+DEFAULT_PATH = Path("data/live/predictions.db")
+"""Outside every DVC dependency: answers logged while serving leave `dvc status` clean."""
 ENV_VAR = "MUSHROOM_PREDICTION_LOG"
 META_COLUMNS = (
     "request_id",
@@ -47,6 +49,11 @@ RETRY_SECONDS = 1.0
 CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 logger = logging.getLogger(__name__)
+
+
+class LabelledAnswer(NamedTuple):
+    verdict: str
+    model_version: str
 
 
 class UnknownPrediction(LookupError):
@@ -244,8 +251,11 @@ class PredictionLog:
                 raise
             self._still_at_path()
 
-    def add_feedback(self, request_id: str, true_class: str, received_at: str) -> bool:
-        """Store the true class found out later; False if it was already stored.
+    def add_feedback(
+        self, request_id: str, true_class: str, received_at: str
+    ) -> LabelledAnswer | None:
+        """Store the true class found out later: the answer it labels, read in the same
+        transaction, or None if this label was already stored.
 
         Raises ``UnknownPrediction`` for a request id never answered and ``LabelConflict``
         when a different class was stored before: a label, once given, is not rewritten."""
@@ -253,9 +263,11 @@ class PredictionLog:
             db = self._usable()
             try:
                 db.execute("begin immediate")
-                if not db.execute(
-                    "select 1 from predictions where request_id = ?", (request_id,)
-                ).fetchone():
+                answered = db.execute(
+                    "select verdict, model_version from predictions where request_id = ?",
+                    (request_id,),
+                ).fetchone()
+                if not answered:
                     raise UnknownPrediction(f"request_id {request_id!r}: no such prediction")
                 stored = db.execute(
                     "select true_class from feedback where request_id = ?", (request_id,)
@@ -277,7 +289,7 @@ class PredictionLog:
                 self._abandon(db)
                 raise
             self._still_at_path()
-            return not stored
+            return None if stored else LabelledAnswer(*answered)
 
     def close(self) -> None:
         with self._lock:

@@ -1,12 +1,14 @@
 """Promote the model `dvc repro` produced: gate check, MLflow registry, BentoML store.
 
 Only a model whose evaluate gate passed is promoted. It is registered in MLflow as
-``mushroom-classifier`` with alias ``champion`` and saved to the BentoML model store under
-the same name, with its verdict policy (``policy.json``: familiarity detector,
-calibration, thresholds) and a model card the service answers ``GET /model`` from.
-Promotion is idempotent: a model is known by the sha256 of its inputs (prepared data,
-model, policy, params),
-and promoting the same one again reuses its registered version and store entry.
+``mushroom-classifier`` (version tag ``gate: passed``) and saved to the BentoML model store
+under the same name, labelled with its registry version, with its verdict policy
+(``policy.json``: familiarity detector, calibration, thresholds) and a model card the
+service answers ``GET /model`` from. Then the alias ``champion`` is pointed at it, which is
+what the service serves at its next start; the move is kept in the alias's history
+(mushroom.registry). Promotion is idempotent: a model is known by the sha256 of its inputs
+(prepared data, model, policy, params), and promoting the same one again reuses its
+registered version and store entry.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ import json
 import sys
 from pathlib import Path
 
-from mushroom import dataset, tracking
+from mushroom import dataset, registry, tracking
 from mushroom.fsutil import read_json
 from mushroom.modelstore import (
     ALIAS,
     CARD_FILE,
-    DEFAULT_TAG,
+    GATE_TAG,
     MODEL_FILE,
     NAME,
     POLICY_FILE,
+    VERSION_LABEL,
+    find_entry,
     timing_path,
 )
 from mushroom.params import ParamsError, flatten, load_params
@@ -47,33 +51,29 @@ def require_gate_passed(gate: dict) -> None:
         raise PromotionRefused(f"the evaluate gate failed: {reasons}")
 
 
-def register_in_mlflow(run_id: str, digest: str, tags: dict) -> str:
-    mlflow = tracking.configure()
-    client = mlflow.MlflowClient()
+def register_in_mlflow(mlflow, client, run_id: str, digest: str, tags: dict) -> str:
     existing = client.search_model_versions(f"name = '{NAME}' and tags.inputs_sha256 = '{digest}'")
     if existing:
         version = existing[0].version
+        # Versions registered before the tag existed passed the gate too.
+        client.set_model_version_tag(NAME, version, GATE_TAG, "passed")
     else:
         version = mlflow.register_model(
-            f"runs:/{run_id}/model", NAME, tags=tags | {"inputs_sha256": digest}
+            f"runs:/{run_id}/model", NAME, tags=tags | {"inputs_sha256": digest, GATE_TAG: "passed"}
         ).version
-    client.set_registered_model_alias(NAME, ALIAS, version)
     return str(version)
 
 
 def save_to_bentoml(model_path: Path, policy_path: Path, card: dict) -> str:
     import bentoml
 
-    try:
-        latest = bentoml.models.get(DEFAULT_TAG)
-    except bentoml.exceptions.NotFound:
-        latest = None
-    if latest is not None and latest.info.metadata.get("inputs_sha256") == card["inputs_sha256"]:
-        return str(latest.tag)
+    saved = find_entry(card["version"], card["inputs_sha256"])
+    if saved is not None:
+        return str(saved.tag)
     labels = {
         "dataset": card["dataset"],
         "git_commit": card["git_commit"][:12],
-        "mlflow_version": card["version"],
+        VERSION_LABEL: card["version"],
     }
     metadata = {k: card[k] for k in ("inputs_sha256", "version", "mlflow_run_id", "split")}
     with bentoml.models.create(NAME, labels=labels, metadata=metadata) as saved:
@@ -84,7 +84,13 @@ def save_to_bentoml(model_path: Path, policy_path: Path, card: dict) -> str:
 
 
 def promote(
-    params_path: Path, prepared: Path, model: Path, policy: Path, reports: Path, train_info: Path
+    params_path: Path,
+    prepared: Path,
+    model: Path,
+    policy: Path,
+    reports: Path,
+    train_info: Path,
+    reason: str = "the evaluate gate passed",
 ) -> dict:
     params = load_params(params_path)
     require_gate_passed(read_json(reports / "gate.json"))
@@ -103,7 +109,9 @@ def promote(
     tags = {"git_commit": tracking.git_commit(), "dataset": schema.dataset, "split": schema.split}
     figures = flatten({k: metrics[k] for k in ("test", "cv")})
     tags |= {k: str(v) for k, v in figures.items() if isinstance(v, int | float)}
-    version = register_in_mlflow(run_id, digest, tags)
+    mlflow = tracking.configure()
+    client = mlflow.MlflowClient()
+    version = register_in_mlflow(mlflow, client, run_id, digest, tags)
     card = {
         "name": NAME,
         "version": version,
@@ -124,6 +132,8 @@ def promote(
         "familiarity": {k: v for k, v in document["familiarity"].items() if k not in BULKY},
     }
     card["bento_model"] = save_to_bentoml(model, policy, card)
+    # Last: the alias never points at a version the service could not load.
+    card["move"] = registry.move_champion(client, version, "promote", reason)
     return card
 
 
@@ -135,19 +145,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", default="models/policy.json", type=Path)
     parser.add_argument("--reports", default="reports", type=Path)
     parser.add_argument("--train-info", default="models/train_info.json", type=Path)
+    parser.add_argument(
+        "--reason", default="the evaluate gate passed", help="why, kept in the champion history"
+    )
     args = parser.parse_args(argv)
     try:
         card = promote(
-            args.params, args.prepared, args.model, args.policy, args.reports, args.train_info
+            args.params,
+            args.prepared,
+            args.model,
+            args.policy,
+            args.reports,
+            args.train_info,
+            args.reason,
         )
     except (PromotionRefused, ParamsError) as exc:
         for line in str(exc).splitlines():  # a ParamsError: one line per problem
             print(f"promote: refused: {line}", file=sys.stderr)
         return 3
+    was = f" (was version {card['move']['from']})" if card["move"] and card["move"]["from"] else ""
     print(
-        f"promote: {NAME} version {card['version']} is '{ALIAS}' in MLflow; "
+        f"promote: {NAME} version {card['version']} is '{ALIAS}' in MLflow{was}; "
         f"BentoML model {card['bento_model']}"
     )
+    if card["move"]:
+        print("promote: a running server keeps its model: restart it (make serve) to serve this")
     return 0
 
 

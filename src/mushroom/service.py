@@ -4,13 +4,14 @@
 
 The served model decides the schema: which traits exist and their allowed values come
 from the catalogue of the dataset it was trained on, read from its model card at import so
-the OpenAPI document lists them. ``MUSHROOM_MODEL`` picks another store tag than latest.
+the OpenAPI document lists them. Which model serves is decided once, at start-up: the
+MLflow ``champion`` alias, a built bento's own model, or ``MUSHROOM_MODEL`` (a store tag),
+see mushroom.champion; restart the server to serve a new champion.
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import time
 from http import HTTPStatus
 from pathlib import Path
@@ -25,11 +26,12 @@ from starlette.routing import Route
 
 from mushroom.api_schema import ANSWERS, Answer, served_mushroom
 from mushroom.batching import dispatch_when_free
+from mushroom.champion import NoChampion, select
 from mushroom.classifier import Classifier, read_card
 from mushroom.controlsocket import private_control_sockets
 from mushroom.docspage import DocsPage, project_info
 from mushroom.httpguard import error_response, guard
-from mushroom.modelstore import DEFAULT_TAG, NAME
+from mushroom.modelstore import NAME
 from mushroom.predlog import (
     LabelConflict,
     LogUnavailable,
@@ -37,10 +39,15 @@ from mushroom.predlog import (
     UnknownPrediction,
     log_path,
 )
+from mushroom.servicemetrics import ServiceMetrics
 
 dispatch_when_free()
 private_control_sockets()
-MODEL_TAG = os.environ.get("MUSHROOM_MODEL", DEFAULT_TAG)
+try:
+    SERVED = select()
+except NoChampion as exc:
+    raise SystemExit(f"error: {exc}; not serving") from None
+MODEL_TAG = SERVED.tag
 CARD = read_card(bentoml.models.get(MODEL_TAG).path)
 MAX_MUSHROOMS = int(CARD["params"]["serve"]["max_mushrooms"])
 Mushroom = served_mushroom(bentoml.models.get(MODEL_TAG).path)
@@ -82,7 +89,14 @@ class FeedbackReceipt(BaseModel):
 
 
 def model_info(request: Request) -> JSONResponse:
-    return JSONResponse({key: CARD[key] for key in INFO_KEYS} | {"bento_model": MODEL_TAG})
+    return JSONResponse(
+        {key: CARD[key] for key in INFO_KEYS}
+        | {
+            "bento_model": MODEL_TAG,
+            "chosen_by": SERVED.chosen_by,
+            "champion_history": SERVED.history,
+        }
+    )
 
 
 @bentoml.asgi_app(Starlette(routes=[Route("/model", model_info, methods=["GET"])]), path="/")
@@ -113,6 +127,7 @@ class MushroomClassifier:
         # Never raises: a log broken since the check leaves the worker up, not ready and
         # answering 503 until the log works, instead of failing and being restarted forever.
         self.log = PredictionLog()
+        self.metrics = ServiceMetrics(self.classifier.version)
         # The model and libraries are loaded for good: keep them out of every later GC pass.
         gc.collect()
         gc.freeze()
@@ -136,6 +151,7 @@ class MushroomClassifier:
             )
         except LogUnavailable as failure:
             return [failure] * len(answers)  # each request of the batch: 503, see answers_response
+        self.metrics.count_answers(answers)
         return answers
 
     @bentoml.api
@@ -147,14 +163,18 @@ class MushroomClassifier:
         """The true class of an answered mushroom, found out later (for monitoring)."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         try:
-            stored = self.log.add_feedback(request_id, true_class, now)
+            labelled = self.log.add_feedback(request_id, true_class, now)
         except UnknownPrediction as exc:
             return error_response(HTTPStatus.NOT_FOUND, str(exc))
         except LabelConflict as exc:
             return error_response(HTTPStatus.CONFLICT, str(exc))
         except LogUnavailable as failure:
             return not_recorded(failure)
-        return FeedbackReceipt(request_id=request_id, true_class=true_class, stored=stored)
+        if labelled:
+            self.metrics.count_label(true_class, labelled)
+        return FeedbackReceipt(
+            request_id=request_id, true_class=true_class, stored=labelled is not None
+        )
 
 
 guard(MushroomClassifier, max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM)

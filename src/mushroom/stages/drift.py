@@ -1,16 +1,21 @@
 """drift: have the described mushrooms or the verdicts moved away from training? (Evidently)
 
 Reference: the training split with the model's answers on it (judged by the model's own
-verdict policy, ``models/policy.json``, as the service judges). Current: the service's
-prediction log (the last ``drift.window_rows`` rows and/or ``drift.window_days`` days),
-or, when it holds fewer than ``drift.min_rows`` rows of this model's dataset, a scenario
-built deterministically from the test split: ``none`` (a plain sample), ``shift`` (a trait
-moved to one value in a share of rows), ``unseen_species`` (secondary, species split: the
-held-out species). Only distance methods are offered: a trait drifts when its distance
-is at least its threshold. Chi-square p-values flag unshifted columns at tens of
-thousands of rows, so the defaults (Jensen-Shannon, Wasserstein, 0.1) judge effect size.
-When logged answers have feedback labels, drift.html ends with their classification quality.
-The share of unfamiliar descriptions (``mushroom.familiarity``) is reported for both.
+verdict policy, ``models/policy.json``, as the service judges). Current, as
+``drift.source`` says: ``log``, the snapshot of the service's prediction log that
+``mushroom monitor snapshot`` took (``data/monitoring/window.parquet``, versioned by DVC;
+the last ``drift.window_rows`` rows and/or ``drift.window_days`` days up to the newest),
+judged for drift only from ``drift.min_rows`` rows on; or ``scenario``, built
+deterministically from the test split: ``none`` (a plain sample), ``shift`` (a trait moved
+to one value in a share of rows), ``unseen_species`` (secondary, species split: the
+held-out species). Value drift compares given values: how often a trait was left out
+(or recorded ``missing``) is reported apart. Only distance methods are offered: a trait
+drifts when its distance is at least its threshold. Chi-square p-values flag unshifted
+columns at tens of thousands of rows, so the defaults (Jensen-Shannon, Wasserstein, 0.1)
+judge effect size. Labelled answers in the log (all of it, not just the window), whatever
+their number and the source, are scored: false edibles are named, and drift.html ends
+with Evidently's classification quality. The share of unfamiliar descriptions
+(``mushroom.familiarity``) is reported too.
 """
 
 from __future__ import annotations
@@ -24,17 +29,23 @@ import pandas as pd
 
 from mushroom import dataset
 from mushroom.bundle import load_bundle
-from mushroom.catalogue import MISSING
 from mushroom.fsutil import atomic_path, write_json
 from mushroom.monitoring import (
+    SNAPSHOT_PATH,
     drift_report,
+    judged_traits,
     live_quality,
-    logged_rows,
+    missingness,
+    read_logged,
+    report_lines,
     scenario_rows,
     summarise,
+    window,
+    with_banner,
     with_quality_section,
 )
 from mushroom.params import ParamsError, load_params
+from mushroom.predlog import LogUnavailable
 from mushroom.stages import fail
 
 
@@ -44,30 +55,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepared", default="data/prepared", type=Path)
     parser.add_argument("--model", default="models/model.joblib", type=Path)
     parser.add_argument("--policy", default="models/policy.json", type=Path)
-    parser.add_argument("--log", default="data/monitoring/predictions.db", type=Path)
+    parser.add_argument(
+        "--log", default=SNAPSHOT_PATH, type=Path, help="a snapshot (.parquet) or a live log"
+    )
     parser.add_argument("--json", default="reports/drift.json", type=Path)
     parser.add_argument("--html", default="reports/drift.html", type=Path)
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params).drift
         train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
-        test = pd.read_parquet(args.prepared / dataset.TEST_FILE)
-        current = logged_rows(args.log, schema.dataset, params)
-        source = "prediction_log"
-        if len(current) < params.min_rows:
-            source = f"scenario:{params.scenario}"
+        logged = read_logged(args.log, schema.dataset)
+        current = window(logged, params)
+        source = f"{args.log}: {len(current)} of {len(logged)} logged {schema.dataset} answers"
+        if not args.log.exists():
+            source = f"{args.log}: none taken yet (mushroom monitor snapshot), no answers"
+        if params.source == "scenario":
+            test = pd.read_parquet(args.prepared / dataset.TEST_FILE)
             current = scenario_rows(test, params, schema.split)
-    except ParamsError as exc:
+            source = f"{params.scenario}: {len(current)} test-split rows"
+    except (ParamsError, LogUnavailable) as exc:
         return fail("drift", exc)
     judge = load_bundle(args.model, args.policy).judge()
     numeric = [f for f in schema.features if schema.catalogue.trait(f).is_numeric]
 
     def with_answers(frame: pd.DataFrame) -> pd.DataFrame:
         """Traits plus P(poisonous), verdict and unfamiliar; logged rows keep what was
-        answered. A trait the description left out is compared as ``missing``."""
+        answered."""
         out = frame[schema.features].copy()
-        categorical = [f for f in schema.features if f not in numeric]
-        out[categorical] = out[categorical].fillna(MISSING)
         answered = ["probability", "verdict", "unfamiliar"]
         if set(answered) <= set(frame.columns):
             return out.assign(**{c: frame[c].to_numpy() for c in answered})
@@ -78,25 +92,33 @@ def main(argv: list[str] | None = None) -> int:
             unfamiliar=~judgement.familiar,
         )
 
-    frames = [with_answers(train), with_answers(current)]
-    snapshot = drift_report(
-        *[f.drop(columns="unfamiliar") for f in frames], schema.features, numeric, params
-    )
-    summary = {"source": source, "n_reference": len(frames[0]), "n_current": len(frames[1])}
-    summary |= {
-        "reference_unfamiliar_share": round(float(frames[0]["unfamiliar"].mean()), 6),
-        "unfamiliar_share": round(float(frames[1]["unfamiliar"].astype(bool).mean()), 6),
-    }
-    summary["unfamiliar_alarm"] = summary["unfamiliar_share"] > params.max_unfamiliar_share
-    summary |= summarise(snapshot, schema.features, params) | live_quality(current)
+    reference, current = with_answers(train), with_answers(current)
+    summary = {"source": params.source, "current": source, "n_reference": len(reference)}
+    summary |= {"n_current": len(current), "drift_judged": len(current) >= params.min_rows}
+    summary |= {"missingness": missingness(reference, current, schema.features)}
+    evidently_run = None
+    if summary["drift_judged"]:
+        traits = judged_traits(reference, current, schema.features)
+        frames = [f[[*traits, "probability", "verdict"]] for f in (reference, current)]
+        evidently_run = drift_report(*frames, traits, [f for f in numeric if f in traits], params)
+        summary |= {
+            "reference_unfamiliar_share": round(float(reference["unfamiliar"].mean()), 6),
+            "unfamiliar_share": round(float(current["unfamiliar"].astype(bool).mean()), 6),
+            "traits_without_values": [f for f in schema.features if f not in traits],
+        }
+        summary["unfamiliar_alarm"] = summary["unfamiliar_share"] > params.max_unfamiliar_share
+        summary |= summarise(evidently_run, traits, params)
+    else:
+        summary["reason"] = (
+            f"{len(current)} logged rows, fewer than drift.min_rows = {params.min_rows}"
+        )
+    summary |= live_quality(logged)
     with atomic_path(args.html) as tmp:
-        with_quality_section(snapshot, current).save_html(str(tmp))
+        if evidently_run is not None or summary["labelled"]:
+            with_quality_section(evidently_run, logged).save_html(str(tmp))
+        with_banner(tmp, summary)
     write_json(args.json, summary)
-    print(
-        f"drift: {source}, {len(frames[1])} rows vs {len(frames[0])}: drift share "
-        f"{summary['drift_share']:.2f} {summary['drifted_columns'] or ''}; prediction drift "
-        f"{summary['prediction_drift_score']:.3f}; unfamiliar {summary['unfamiliar_share']:.1%}"
-    )
+    print(f"drift: {report_lines(summary)[0]}")
     for request_id in summary.get("false_edible_request_ids", []):
         print(f"drift: FALSE EDIBLE: request {request_id} was answered edible; it is poisonous")
     return 0
