@@ -91,6 +91,8 @@ def main() -> None:
             str(Path(tmp) / "drift.json"),
             "--html",
             str(Path(tmp) / "drift.html"),
+            "--history",
+            str(Path(tmp) / "history"),
         ]
         baseline = statistics.median(
             timed([sys.executable, "-c", "import mushroom.stages.drift"], env)

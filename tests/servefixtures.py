@@ -116,6 +116,9 @@ def promote(workdir: Path, env: dict[str, str], *extra: str) -> subprocess.Compl
             f"{w}/reports",
             "--train-info",
             f"{w}/models/train_info.json",
+            # The workdir's own log (none unless a test writes one), never the checkout's.
+            "--log",
+            f"{w}/live/predictions.db",
             *extra,
         ],
         env,

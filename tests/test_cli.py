@@ -18,8 +18,9 @@ import pytest
 from pydantic import TypeAdapter
 
 from mushroom.api_schema import mushroom_model
+from mushroom.batch import ANSWER_COLUMNS, MAX_REPORTED_ERRORS, SHOWN_CHARACTERS, validate_rows
 from mushroom.catalogue import SECONDARY, UCI
-from mushroom.cli import ANSWER_COLUMNS, MAX_REPORTED_ERRORS, SHOWN_CHARACTERS, main, validate_rows
+from mushroom.cli import main
 from mushroom.rawdata import UCI_FILE
 from servefixtures import Server, run_module
 

@@ -22,8 +22,8 @@ from servefixtures import run_module, trained_workdir
 def run_drift(
     workdir: Path, tmp_path: Path, log: Path | None = None, as_process: bool = False, **params
 ) -> dict:
-    """The stage on ``workdir``'s model, judging ``log`` (an empty snapshot if None);
-    ``as_process``: as DVC runs it (``python -m``)."""
+    """The stage on ``workdir``'s model, judging ``log`` (an empty snapshot if None), keeping
+    its history in ``tmp_path / "history"``; ``as_process``: as DVC runs it (``python -m``)."""
     params_file = rawfixtures.set_params(
         tmp_path / "params.yaml",
         {k.replace("__", "."): v for k, v in params.items()},
@@ -45,6 +45,8 @@ def run_drift(
         str(out / "drift.json"),
         "--html",
         str(out / "drift.html"),
+        "--history",
+        str(tmp_path / "history"),
     ]
     if as_process:
         done = run_module("mushroom.stages.drift", args, repocopy.tool_env())
@@ -136,10 +138,7 @@ def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_
     for record in records[::2]:
         record.pop("habitat")  # left out: logged as unknown
     mushrooms = [classifier.mushroom(r) for r in records[:600]]
-    answers, values = classifier.classify(mushrooms)
-    log = PredictionLog(tmp_path / "predictions.db")
-    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
-    log.close()
+    log_answers(classifier, mushrooms, tmp_path / "predictions.db")
 
     report = run_drift(
         uci_model.workdir,
@@ -240,15 +239,22 @@ def served_classifier(uci_model, bentoml_home) -> Classifier:
     return Classifier(bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1])
 
 
+def log_answers(classifier, mushrooms: list[dict], path: Path) -> list[dict]:
+    """``mushrooms`` (validated) answered and logged at ``path`` as the service does."""
+    answers, values = classifier.classify(mushrooms)
+    log = PredictionLog(path)
+    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
+    log.close()
+    return answers
+
+
 def log_test_split(classifier, uci_model, tmp_path: Path, n: int):
     """Full descriptions of the first ``n`` test-split mushrooms, answered and logged as the
     service does; returns the answers and the ids of those answered edible and poisonous."""
     test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
     records = test[classifier.features].head(n).to_dict(orient="records")
-    answers, values = classifier.classify([classifier.mushroom(r) for r in records])
-    log = PredictionLog(tmp_path / "predictions.db")
-    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
-    log.close()
+    mushrooms = [classifier.mushroom(r) for r in records]
+    answers = log_answers(classifier, mushrooms, tmp_path / "predictions.db")
     edible = [a["request_id"] for a in answers if a["verdict"] == "edible"]
     poisonous = [a["request_id"] for a in answers if a["verdict"] == "poisonous"]
     return answers, edible, poisonous
@@ -384,10 +390,7 @@ def test_a_few_partial_descriptions_are_missingness_not_drift(
     kept = ("odor", "spore_print_color", "habitat")
     for i in range(12):
         records[i] = {trait: records[i][trait] for trait in kept}
-    answers, values = classifier.classify([classifier.mushroom(r) for r in records])
-    log = PredictionLog(tmp_path / "predictions.db")
-    log.append(classifier.trait_names, classifier.log_rows(answers, values, "2026-11-26T00:00:00Z"))
-    log.close()
+    log_answers(classifier, [classifier.mushroom(r) for r in records], tmp_path / "predictions.db")
     report = run_drift(
         uci_model.workdir,
         tmp_path,

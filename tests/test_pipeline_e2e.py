@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import repocopy
-from mushroom import dataset
+from mushroom import dataset, history
 from mushroom.cli import main as mushroom
 from mushroom.predlog import DEFAULT_PATH, TRAIT_COLUMNS, PredictionLog
 from mushroom.rawdata import SPECIES_ID
@@ -128,8 +128,17 @@ def test_answers_logged_while_serving_leave_dvc_status_clean_until_a_snapshot(
         run(["git", "add", "data/monitoring"], repo)
         run(["git", "commit", "-qm", "drift window"], repo)
 
+        capsys.readouterr()
         assert mushroom(["monitor", "check", "--live"]) == 5
         assert json.loads((repo / "data/live/drift.json").read_text())["n_current"] == 30
+        # The live log holds what the window does: one run, the one dvc repro kept.
+        assert "drift: history: already kept in data/live/history" in capsys.readouterr().out
+        last = history.runs(repo / history.HISTORY_PATH)[-1]
+        assert (last["source"], last["n_current"], last["live_false_edible"]) == (
+            "log:window.parquet",
+            30,
+            1,
+        )
         assert run(["dvc", "status"], repo).strip().endswith("Data and pipelines are up to date.")
     finally:
         log.close()

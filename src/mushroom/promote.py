@@ -6,9 +6,12 @@ under the same name, labelled with its registry version, with its verdict policy
 (``policy.json``: familiarity detector, calibration, thresholds) and a model card the
 service answers ``GET /model`` from. Then the alias ``champion`` is pointed at it, which is
 what the service serves at its next start; the move is kept in the alias's history
-(mushroom.registry). Promotion is idempotent: a model is known by the sha256 of its inputs
-(prepared data, model, policy, params), and promoting the same one again reuses its
-registered version and store entry.
+(mushroom.registry). Before anything is registered, the logged traffic and its feedback are
+replayed through the model (mushroom.replay): it is refused if it answers edible a
+description labelled poisonous, and what changes against the logged answers goes to
+``reports/replay.json`` and to the MLflow run and version as ``replay.*`` tags. Promotion
+is idempotent: a model is known by the sha256 of its inputs (prepared data, model, policy,
+params), and promoting the same one again reuses its registered version and store entry.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import json
 import sys
 from pathlib import Path
 
-from mushroom import dataset, registry, tracking
-from mushroom.fsutil import read_json
+from mushroom import dataset, registry, replay, tracking
+from mushroom.fsutil import read_json, write_json
 from mushroom.modelstore import (
     ALIAS,
     CARD_FILE,
@@ -32,6 +35,7 @@ from mushroom.modelstore import (
     timing_path,
 )
 from mushroom.params import ParamsError, flatten, load_params
+from mushroom.predlog import LogUnavailable, log_path
 
 BULKY = ("seen", "species")
 """The detector's tables stay in policy.json: the card says how it was fitted."""
@@ -51,12 +55,31 @@ def require_gate_passed(gate: dict) -> None:
         raise PromotionRefused(f"the evaluate gate failed: {reasons}")
 
 
+def replay_traffic(client, run_id: str, log: Path, model: Path, policy: Path, out: Path) -> dict:
+    """Replay the log through the candidate; written to ``out`` and the run's tags whether
+    or not it is refused."""
+    try:
+        summary = replay.replay(log, model, policy)
+    except LogUnavailable as exc:
+        raise PromotionRefused(f"{exc} (name another with --log)") from exc
+    write_json(out, summary)
+    for key, value in replay.figures(summary).items():
+        client.set_tag(run_id, key, value)
+    refused = replay.refusals(summary, out)
+    if refused:
+        raise PromotionRefused("\n".join(f"replay of {log}: {line}" for line in refused))
+    return summary
+
+
 def register_in_mlflow(mlflow, client, run_id: str, digest: str, tags: dict) -> str:
     existing = client.search_model_versions(f"name = '{NAME}' and tags.inputs_sha256 = '{digest}'")
     if existing:
         version = existing[0].version
         # Versions registered before the tag existed passed the gate too.
         client.set_model_version_tag(NAME, version, GATE_TAG, "passed")
+        for key, value in tags.items():
+            if key.startswith("replay."):  # this promotion's replay, not an earlier one's
+                client.set_model_version_tag(NAME, version, key, value)
     else:
         version = mlflow.register_model(
             f"runs:/{run_id}/model", NAME, tags=tags | {"inputs_sha256": digest, GATE_TAG: "passed"}
@@ -91,6 +114,7 @@ def promote(
     reports: Path,
     train_info: Path,
     reason: str = "the evaluate gate passed",
+    log: Path | None = None,
 ) -> dict:
     params = load_params(params_path)
     require_gate_passed(read_json(reports / "gate.json"))
@@ -103,14 +127,17 @@ def promote(
             "MLflow has no run for this model: run `make run` (or "
             "`python -m mushroom.stages.evaluate --skip-if-logged`) first"
         )
+    mlflow = tracking.configure()
+    client = mlflow.MlflowClient()
+    log = log or log_path()
+    replayed = replay_traffic(client, run_id, log, model, policy, reports / "replay.json")
     schema, info = dataset.read_schema(prepared), read_json(train_info)
     timing = timing_path(train_info)
     info |= read_json(timing) if timing.exists() else {"trained_at": None, "training_seconds": None}
     tags = {"git_commit": tracking.git_commit(), "dataset": schema.dataset, "split": schema.split}
     figures = flatten({k: metrics[k] for k in ("test", "cv")})
     tags |= {k: str(v) for k, v in figures.items() if isinstance(v, int | float)}
-    mlflow = tracking.configure()
-    client = mlflow.MlflowClient()
+    tags |= replay.figures(replayed)
     version = register_in_mlflow(mlflow, client, run_id, digest, tags)
     card = {
         "name": NAME,
@@ -132,6 +159,7 @@ def promote(
         "familiarity": {k: v for k, v in document["familiarity"].items() if k not in BULKY},
     }
     card["bento_model"] = save_to_bentoml(model, policy, card)
+    card["replay"] = replayed
     # Last: the alias never points at a version the service could not load.
     card["move"] = registry.move_champion(client, version, "promote", reason)
     return card
@@ -146,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", default="reports", type=Path)
     parser.add_argument("--train-info", default="models/train_info.json", type=Path)
     parser.add_argument(
+        "--log",
+        type=Path,
+        help="the prediction log to replay (default: the service's, data/live/predictions.db)",
+    )
+    parser.add_argument(
         "--reason", default="the evaluate gate passed", help="why, kept in the champion history"
     )
     args = parser.parse_args(argv)
@@ -158,11 +191,13 @@ def main(argv: list[str] | None = None) -> int:
             args.reports,
             args.train_info,
             args.reason,
+            args.log,
         )
     except (PromotionRefused, ParamsError) as exc:
         for line in str(exc).splitlines():  # a ParamsError: one line per problem
             print(f"promote: refused: {line}", file=sys.stderr)
         return 3
+    print(f"promote: {replay.describe(card['replay'])}")
     was = f" (was version {card['move']['from']})" if card["move"] and card["move"]["from"] else ""
     print(
         f"promote: {NAME} version {card['version']} is '{ALIAS}' in MLflow{was}; "

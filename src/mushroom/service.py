@@ -48,9 +48,10 @@ try:
 except NoChampion as exc:
     raise SystemExit(f"error: {exc}; not serving") from None
 MODEL_TAG = SERVED.tag
-CARD = read_card(bentoml.models.get(MODEL_TAG).path)
+MODEL_DIR = bentoml.models.get(MODEL_TAG).path
+CARD = read_card(MODEL_DIR)
 MAX_MUSHROOMS = int(CARD["params"]["serve"]["max_mushrooms"])
-Mushroom = served_mushroom(bentoml.models.get(MODEL_TAG).path)
+Mushroom = served_mushroom(MODEL_DIR)
 BYTES_PER_MUSHROOM = 2048  # a full secondary mushroom in hyphenated JSON is ~700 bytes
 INFO_KEYS = (
     "name",

@@ -15,7 +15,8 @@ columns at tens of thousands of rows, so the defaults (Jensen-Shannon, Wasserste
 judge effect size. Labelled answers in the log (all of it, not just the window), whatever
 their number and the source, are scored: false edibles are named, and drift.html ends
 with Evidently's classification quality. The share of unfamiliar descriptions
-(``mushroom.familiarity``) is reported too.
+(``mushroom.familiarity``) is reported too. Every run is also kept, outside DVC, in an
+Evidently workspace (``--history``, ``mushroom.history``): its outputs do not depend on it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from mushroom import dataset
+from mushroom import dataset, history
 from mushroom.bundle import load_bundle
 from mushroom.fsutil import atomic_path, write_json
 from mushroom.monitoring import (
     SNAPSHOT_PATH,
     drift_report,
     judged_traits,
+    labelled_rows,
     live_quality,
     missingness,
     read_logged,
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", default="reports/drift.json", type=Path)
     parser.add_argument("--html", default="reports/drift.html", type=Path)
+    parser.add_argument(
+        "--history", default=history.default_folder(), type=Path, help="where every run is kept"
+    )
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params).drift
@@ -121,6 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"drift: {report_lines(summary)[0]}")
     for request_id in summary.get("false_edible_request_ids", []):
         print(f"drift: FALSE EDIBLE: request {request_id} was answered edible; it is poisonous")
+    judged = params.scenario if params.source == "scenario" else args.log.name
+    try:
+        key = history.run_key(params, [args.model, args.policy], [current, labelled_rows(logged)])
+        kept = history.record(args.history, summary, key, judged)
+    except OSError as exc:
+        return fail("drift", f"history not kept in {args.history}: {exc}")
+    print(f"drift: history: {'kept' if kept else 'already kept'} in {args.history}")
     return 0
 
 
