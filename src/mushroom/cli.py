@@ -20,11 +20,11 @@ from pathlib import Path
 from mushroom.batch import predict
 from mushroom.history import HISTORY_PATH
 from mushroom.monitoring import SNAPSHOT_PATH
-from mushroom.predlog import log_path
+from mushroom.predlog import LIVE_DIR, log_path
 
 HEALTHY, DATASET_DRIFT, PREDICTION_DRIFT, LABELLED_FALSE_EDIBLE = 0, 3, 4, 5
 """``mushroom monitor check`` exit codes; with several findings, the most severe (highest)."""
-LIVE_REPORT = Path("data/live/drift.json")
+LIVE_REPORT = LIVE_DIR / "drift.json"
 """Where ``mushroom monitor check --live`` reports, beside the live log, outside DVC."""
 
 

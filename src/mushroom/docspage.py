@@ -19,6 +19,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mushroom.api_schema import document_http
+from mushroom.httpguard import send_whole
 from mushroom.modelstore import NAME
 
 # BaseLayout: no top bar with a box that loads other documents; validatorUrl: null, or
@@ -86,7 +87,7 @@ class DocsPage:
             await self.app(scope, receive, send)
         elif scope["path"] == "/":
             headers = [(b"content-type", b"text/html; charset=utf-8")]
-            await _answer(
+            await send_whole(
                 send, 200, headers + [(b"content-security-policy", self.policy)], self.page
             )
         elif scope["path"] == "/docs.json":
@@ -111,10 +112,4 @@ class DocsPage:
         if start["status"] == 200:
             body = json.dumps(document_http(json.loads(body)) | {"info": self.info}).encode()
         headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        await _answer(send, start["status"], headers, body)
-
-
-async def _answer(send: Send, status: int, headers: list, body: bytes) -> None:
-    headers = [*headers, (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+        await send_whole(send, start["status"], headers, body)

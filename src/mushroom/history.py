@@ -28,9 +28,10 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel
 
+from mushroom.predlog import LIVE_DIR
 from mushroom.tracking import project_root
 
-HISTORY_PATH = Path("data/live/history")
+HISTORY_PATH = LIVE_DIR / "history"
 PROJECT_ID = uuid.UUID("7c0e5b1a-3f1d-4c57-9a41-6d2f0b8e4a10")
 PROJECT_NAME = "Mushroom drift history"
 FIGURES = {

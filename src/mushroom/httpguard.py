@@ -69,24 +69,17 @@ def log_client_error(scope: Scope, status: int, message: str) -> None:
     )
 
 
-async def _send_json(send: Send, status: int, body: bytes, headers=()) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *headers,
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+async def send_whole(send: Send, status: int, headers, body: bytes) -> None:
+    """A whole answer at once, its Content-Length added (``headers`` must not hold one)."""
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _reply(scope: Scope, send: Send, status: int, message: str, headers=()) -> None:
     log_client_error(scope, status, message)
-    await _send_json(send, status, json.dumps({"error": message}).encode(), headers)
+    body = json.dumps({"error": message}).encode()
+    await send_whole(send, status, [*headers, (b"content-type", b"application/json")], body)
 
 
 def _path(loc: tuple) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ def write_snapshot(log: Path, out: Path) -> int:
     as Parquet. Returns the number of answers."""
     if not log.is_file():
         raise LogUnavailable(log, "no such file (serve and answer first, or name it with --log)")
-    rows = _read_live(log, None)
+    rows = read_predictions(log)
     with atomic_path(out) as tmp:
         rows.to_parquet(tmp, index=False)
     return len(rows)
@@ -46,19 +45,12 @@ def read_logged(path: Path, dataset: str) -> pd.DataFrame:
         hint = "take one with: mushroom monitor snapshot" if snapshot else "nothing served yet?"
         raise LogUnavailable(path, f"no such file ({hint})")
     if not snapshot:
-        return _read_live(path, dataset)
+        return read_predictions(path, dataset)
     try:
         rows = pd.read_parquet(path)
         return rows.loc[rows["dataset"] == dataset, [*META_COLUMNS, *traits, "true_class"]]
     except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are ValueErrors
         raise LogUnavailable(path, f"not a snapshot of the prediction log: {exc}") from exc
-
-
-def _read_live(log: Path, dataset: str | None) -> pd.DataFrame:
-    try:
-        return read_predictions(log, dataset)
-    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
-        raise LogUnavailable(log, str(exc)) from exc
 
 
 def scenario_rows(test: pd.DataFrame, params: Drift, split: str) -> pd.DataFrame:

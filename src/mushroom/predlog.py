@@ -28,7 +28,10 @@ import pandas as pd
 
 from mushroom.catalogue import CATALOGUES
 
-DEFAULT_PATH = Path("data/live/predictions.db")
+LIVE_DIR = Path("data/live")
+"""Beside the live log: what judging it writes (drift reports, their history), all outside
+DVC and git."""
+DEFAULT_PATH = LIVE_DIR / "predictions.db"
 """Outside every DVC dependency: answers logged while serving leave `dvc status` clean."""
 ENV_VAR = "MUSHROOM_PREDICTION_LOG"
 META_COLUMNS = (
@@ -363,19 +366,28 @@ class PredictionLog:
 
 def read_predictions(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
     """The log as a frame, oldest first, with each answer's feedback label (``true_class``,
-    None until given); only ``dataset``'s rows and traits when one is named."""
+    None until given); only ``dataset``'s rows and traits when one is named. Read in one
+    statement (one read transaction: a consistent state while the service writes); a file
+    that is not a readable prediction log raises ``LogUnavailable``."""
+    path = Path(path)
+    if path.is_dir():
+        raise LogUnavailable(path, "is a folder, not a database file")
     traits = [t.name for t in CATALOGUES[dataset].traits] if dataset else list(TRAIT_COLUMNS)
     columns = ", ".join(f"p.{c}" for c in META_COLUMNS + tuple(traits))
     where, params = ("where p.dataset = ?", (dataset,)) if dataset else ("", ())
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        labels = db.execute("select 1 from sqlite_master where name = 'feedback'").fetchone()
-        label, join = (
-            ("f.true_class", "left join feedback f using (request_id)")
-            if labels
-            else ("null as true_class", "")
-        )
-        return pd.read_sql(
-            f"select {columns}, {label} from predictions p {join} {where} order by p.rowid",
-            db,
-            params=params,
-        )
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            labels = db.execute("select 1 from sqlite_master where name = 'feedback'").fetchone()
+            label, join = (
+                ("f.true_class", "left join feedback f using (request_id)")
+                if labels
+                else ("null as true_class", "")
+            )
+            return pd.read_sql(
+                f"select {columns}, {label} from predictions p {join} {where} order by p.rowid",
+                db,
+                params=params,
+            )
+    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+        cause = exc.__cause__ or exc  # pandas' message repeats the whole statement
+        raise LogUnavailable(path, str(cause)) from exc

@@ -61,7 +61,7 @@ def replay_traffic(client, run_id: str, log: Path, model: Path, policy: Path, ou
     try:
         summary = replay.replay(log, model, policy)
     except LogUnavailable as exc:
-        raise PromotionRefused(f"{exc} (name another with --log)") from exc
+        raise PromotionRefused(f"{exc}: cannot be replayed (name another with --log)") from exc
     write_json(out, summary)
     for key, value in replay.figures(summary).items():
         client.set_tag(run_id, key, value)

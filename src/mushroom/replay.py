@@ -11,9 +11,7 @@ another dataset are skipped and counted.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ import pandas as pd
 
 from mushroom.bundle import load_bundle
 from mushroom.policy import EDIBLE
-from mushroom.predlog import LogUnavailable, read_predictions
+from mushroom.predlog import read_predictions
 
 CHUNK_ROWS = 10_000
 """Rows judged at once: the judge's per-row arrays stay a few MB whatever the log's size."""
@@ -31,18 +29,11 @@ LISTED = 100
 
 def read_log(log: Path, dataset: str) -> tuple[pd.DataFrame, dict[str, int]]:
     """``dataset``'s logged answers with their labels, and the number of answers of each
-    other dataset."""
-    try:
-        logged = read_predictions(log, dataset)
-        with contextlib.closing(sqlite3.connect(f"file:{log}?mode=ro", uri=True)) as db:
-            others = db.execute(
-                "select dataset, count(*) from predictions where dataset != ? group by dataset",
-                (dataset,),
-            ).fetchall()
-    except (sqlite3.Error, pd.errors.DatabaseError) as exc:
-        cause = exc.__cause__ or exc  # pandas' message repeats the whole statement
-        raise LogUnavailable(log, f"cannot be replayed: {cause}") from exc
-    return logged, dict(others)
+    other dataset, from one read of the log."""
+    logged = read_predictions(log)
+    ours = (logged["dataset"] == dataset).to_numpy()
+    others = logged.loc[~ours, "dataset"].value_counts()
+    return logged[ours], {name: int(count) for name, count in others.items()}
 
 
 def judge_all(judge, logged: pd.DataFrame) -> np.ndarray:
@@ -61,8 +52,6 @@ def replay(log: Path, model: Path, policy: Path) -> dict:
     ``reports/replay.json`` holds. Raises ``LogUnavailable`` for a log that cannot be read."""
     if not log.exists():
         return {"log": str(log), "replayed": 0, "note": "no prediction log: nothing to replay"}
-    if log.is_dir():
-        raise LogUnavailable(log, "is a folder, not a database file")
     bundle = load_bundle(model, policy)
     logged, others = read_log(log, bundle.dataset)
     old = logged["verdict"].to_numpy(dtype=object)
