@@ -38,6 +38,8 @@ def stage_args(workdir: Path) -> dict[str, list[str]]:
             f"{w}/prepared",
             "--summary",
             f"{w}/reports/data_summary.json",
+            "--feedback",
+            f"{w}/feedback/labelled.parquet",
         ],
         "featurize": [
             "--prepared",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ from mushroom.rawdata import SPECIES_ID
 from mushroom.stages import prepare
 from rawfixtures import set_params
 from repocopy import tool_env
+from test_feedback import log_answers, novel_description
 
 
 def dvc_env() -> dict[str, str]:
@@ -244,3 +246,47 @@ def test_species_split_on_the_real_secondary_data(repo, tmp_path):
     assert set(train_df[SPECIES_ID]).isdisjoint(test_df[SPECIES_ID])
     assert train_df[SPECIES_ID].nunique() + test_df[SPECIES_ID].nunique() == 173
     assert len(train_df) + len(test_df) == 60_923  # 61,069 rows less 146 exact duplicates
+
+
+def test_labelled_answers_export_push_and_retrain_with_a_live_split(
+    repo, tmp_path, monkeypatch, capsys
+):
+    """`mushroom feedback export` versions the labelled answers (dvc add, pushed to a remote);
+    `dvc exp run -S prepare.feedback.use=true` trains on the old ones and scores the newest."""
+    run(["dvc", "repro"], repo)  # up to date after the tests above
+    test = pd.read_parquet(repo / "data/prepared/test.parquet").head(40)
+    train = pd.read_parquet(repo / "data/prepared/train.parquet")
+    features = dataset.read_schema(repo / "data/prepared").features
+    unseen = novel_description(train.iloc[0], pd.concat([train, test]), features)
+    described = pd.concat([unseen.to_frame().T.assign(**{"class": "poisonous"}), test])
+    described.index = range(len(described))
+    log_answers(tmp_path / "predictions.db", "uci", described, features)
+
+    monkeypatch.chdir(repo)
+    assert mushroom(["feedback", "export", "--log", str(tmp_path / "predictions.db")]) == 0
+    assert "41 new labelled answers, 41 in all, in data/feedback/labelled.parquet" in (
+        capsys.readouterr().out
+    )
+    assert "prepare" in run(["dvc", "status"], repo)  # the dataset changed, nothing else
+    run(["git", "add", "data/feedback"], repo)
+    run(["git", "commit", "-qm", "labelled answers"], repo)
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "--local", "scratch", str(remote)], repo)
+    run(["dvc", "push", "-r", "scratch", "data/feedback/labelled.parquet.dvc"], repo)
+    md5 = yaml.safe_load((repo / "data/feedback/labelled.parquet.dvc").read_text())["outs"][0]
+    assert (remote / "files/md5" / md5["md5"][:2] / md5["md5"][2:]).is_file()
+
+    before = set(mlflow_runs(repo)["run_uuid"])
+    run(["dvc", "exp", "run", "--temp", "-S", "prepare.feedback.use=true"], repo)
+    runs = mlflow_runs(repo)
+    logged = runs[~runs["run_uuid"].isin(before)]
+    figures = dict(zip(logged["key"], logged["value"], strict=True))
+    newest = described.tail(math.ceil(0.5 * 41))  # params.yaml's live_share
+    assert figures["live.rows"] == len(newest)
+    assert figures["live.poisonous"] == (newest["class"] == "poisonous").sum()
+    assert figures["labelled.rows"] == 41 and figures["test.rows"] == 1625
+    assert figures["labelled.poisonous"] == (described["class"] == "poisonous").sum()
+
+    # The workspace still says use: false: prepare reruns on the new dataset, output unchanged.
+    assert stages_run(run(["dvc", "repro"], repo)) == ["prepare"]
+    assert len(pd.read_parquet(repo / "data/prepared/labelled.parquet")) == 0

@@ -7,6 +7,7 @@ mushroom history [--json]
 mushroom monitor snapshot [--log PATH] [--out data/monitoring/window.parquet] [--no-dvc]
 mushroom monitor check [--report reports/drift.json] [--live [--log PATH]] [--history PATH]
 mushroom monitor history [--history data/live/history]
+mushroom feedback export [--log PATH] [--out data/feedback/labelled.parquet] [--no-dvc]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 from pathlib import Path
 
 from mushroom.batch import predict
+from mushroom.feedback import FEEDBACK_PATH
 from mushroom.history import HISTORY_PATH
 from mushroom.monitoring import SNAPSHOT_PATH
 from mushroom.predlog import LIVE_DIR, log_path
@@ -40,19 +42,39 @@ def monitor_snapshot(args: argparse.Namespace) -> int:
         print(f"mushroom monitor snapshot: {exc}", file=sys.stderr)
         return 2
     print(f"mushroom monitor snapshot: {rows} answers into {args.out}")
-    if args.no_dvc:
-        return 0
+    return 0 if args.no_dvc else dvc_add("mushroom monitor snapshot", args.out, "dvc repro drift")
+
+
+def dvc_add(command: str, path: Path, then: str) -> int:
+    """``dvc add path``, and what to do next, for a dataset a command just wrote."""
     done = subprocess.run(
-        [sys.executable, "-m", "dvc", "add", "--quiet", str(args.out)],
+        [sys.executable, "-m", "dvc", "add", "--quiet", str(path)],
         capture_output=True,
         text=True,
     )
     if done.returncode:
         error = (done.stderr or done.stdout).strip().splitlines()
-        print(f"mushroom monitor snapshot: dvc add {args.out}: {error[-1]}", file=sys.stderr)
+        print(f"{command}: dvc add {path}: {error[-1]}", file=sys.stderr)
         return 2
-    print(f"next: git add {args.out}.dvc && git commit && dvc push && dvc repro drift")
+    print(f"next: git add {path}.dvc && git commit && dvc push && {then}")
     return 0
+
+
+def feedback_export(args: argparse.Namespace) -> int:
+    """The live log's labelled answers into the feedback dataset, then ``dvc add``-ed."""
+    from mushroom import feedback
+    from mushroom.predlog import LogUnavailable
+
+    try:
+        added, total = feedback.export(args.log or log_path(), args.out)
+    except (LogUnavailable, feedback.FeedbackError) as exc:
+        print(f"mushroom feedback export: {exc}", file=sys.stderr)
+        return 2
+    print(f"mushroom feedback export: {added} new labelled answers, {total} in all, in {args.out}")
+    if args.no_dvc:
+        return 0
+    then = "dvc exp run -S prepare.feedback.use=true (or set it in params.yaml)"
+    return dvc_add("mushroom feedback export", args.out, then)
 
 
 def monitor_live(args: argparse.Namespace) -> int:
@@ -138,6 +160,13 @@ def monitor_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def log_to_dataset(command: argparse.ArgumentParser, default_out: Path) -> None:
+    """The options of a command that writes what the live log holds into a DVC dataset."""
+    command.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
+    command.add_argument("--out", type=Path, default=default_out)
+    command.add_argument("--no-dvc", action="store_true", help="do not dvc add what is written")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mushroom", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,13 +214,23 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--history", type=Path, default=HISTORY_PATH, help=f"with --live: {kept_in}")
     trend = monitor.add_parser("history", help="every drift run kept, oldest first")
     trend.add_argument("--history", type=Path, default=HISTORY_PATH, help=kept_in)
-    snapshot = monitor.add_parser(
-        "snapshot",
-        help="copy the live log into the window the drift stage judges, and dvc add it",
+    log_to_dataset(
+        monitor.add_parser(
+            "snapshot",
+            help="copy the live log into the window the drift stage judges, and dvc add it",
+        ),
+        SNAPSHOT_PATH,
     )
-    snapshot.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
-    snapshot.add_argument("--out", type=Path, default=SNAPSHOT_PATH)
-    snapshot.add_argument("--no-dvc", action="store_true", help="do not dvc add the snapshot")
+    labels = commands.add_parser("feedback", help="labelled answers").add_subparsers(
+        dest="action", required=True
+    )
+    log_to_dataset(
+        labels.add_parser(
+            "export",
+            help="add the live log's labelled answers to the feedback dataset, and dvc add it",
+        ),
+        FEEDBACK_PATH,
+    )
     args, rest = parser.parse_known_args(argv)
     if args.command == "promote":
         from mushroom import promote
@@ -208,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "monitor":
         actions = {"snapshot": monitor_snapshot, "check": monitor_check, "history": monitor_history}
         return actions[args.action](args)
+    if args.command == "feedback":
+        return feedback_export(args)
     return predict(args)
 
 

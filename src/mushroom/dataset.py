@@ -14,6 +14,12 @@ from mushroom.fsutil import read_json, write_json
 from mushroom.rawdata import SOURCE_LINE
 
 TRAIN_FILE, TEST_FILE, SCHEMA_FILE = "train.parquet", "test.parquet", "schema.json"
+LABELLED_FILE = "labelled.parquet"
+"""Every distinct labelled answer and its ``role`` (``mushroom.feedback``): the live split's,
+those that joined training, those left out."""
+ROLE, LIVE = "role", "live"
+"""The column of LABELLED_FILE saying what prepare did with a description, and the role of
+the live split's."""
 SPECIES_FILE = "species.json"
 """The species profiles of the source (secondary's primary_data.csv); empty for UCI."""
 
@@ -61,6 +67,17 @@ def write_species(directory: Path, profiles: list[dict]) -> None:
 def read_species(directory: str | Path) -> list[dict]:
     """Species profiles, index = species id (see ``rawdata.read_species_profiles``)."""
     return read_json(Path(directory) / SPECIES_FILE)
+
+
+def deduplicate(frame: pd.DataFrame, traits: list[str]) -> pd.DataFrame:
+    """Rows with identical traits are one mushroom description: the first in ``frame``'s
+    order is kept, poisonous if any copy is (when labels conflict, the safe label wins)."""
+    keys = frame[traits].fillna(np.inf)  # so NaN measurements compare equal to each other
+    group = keys.groupby(traits, sort=False, dropna=False).ngroup()
+    any_poisonous = (frame[TARGET] == POISONOUS).groupby(group).transform("max")
+    kept = frame.loc[~group.duplicated()].copy()
+    kept.loc[any_poisonous[kept.index], TARGET] = POISONOUS
+    return kept
 
 
 def rows_digest(frame: pd.DataFrame) -> str:

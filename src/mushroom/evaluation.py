@@ -86,13 +86,37 @@ def cross_validated(
     return {"scheme": scheme} | verdict_metrics(np.concatenate(y), every_fold)
 
 
+def labelled_metrics(judge, labelled: pd.DataFrame) -> dict:
+    """``live``: the live split's figures; ``labelled``: the labelled poisonous descriptions
+    answered edible, among all of them (those that trained too), for the gate. (A forest
+    cannot judge no rows: an empty frame is not judged.)"""
+    if not len(labelled):
+        return {"live": {"rows": 0}, "labelled": {"rows": 0, "poisonous": 0, "false_edible": 0}}
+    judgement, y = judge_frame(judge, labelled), dataset.label(labelled)
+    live = (labelled[dataset.ROLE] == dataset.LIVE).to_numpy()
+    fields = ("verdict", "probability", "familiar", "unknown")
+    live_judgement = Judgement(*(getattr(judgement, field)[live] for field in fields))
+    return {
+        "live": verdict_metrics(y[live], live_judgement) if live.any() else {"rows": 0},
+        "labelled": {
+            "rows": len(y),
+            "poisonous": int(y.sum()),
+            "false_edible": int(((judgement.verdict == EDIBLE) & (y == 1)).sum()),
+        },
+    }
+
+
 def check_gate(metrics: dict, safety_counts: dict[str, int], params: Params) -> dict:
-    """Every limit a model must meet to be promoted; the safety suite's counts must be 0."""
+    """Every limit a model must meet to be promoted; the safety suite's counts must be 0.
+    Labelled answers, when prepare joined any, are held to the test split's count of false
+    edibles: all of them, those that trained included."""
     limits = [
         ("test.false_edible", "max_false_edible"),
         ("test.false_edible_rate", "max_false_edible_rate"),
         ("cv.false_edible_rate", "max_cv_false_edible_rate"),
     ]
+    if metrics.get("labelled", {}).get("rows"):
+        limits.append(("labelled.false_edible", "max_false_edible"))
     checks = []
     for metric, key in limits:
         split, name = metric.split(".")

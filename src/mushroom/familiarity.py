@@ -44,11 +44,18 @@ def seen_pairs(frame: pd.DataFrame, traits) -> dict[str, list[list[str]]]:
     return seen
 
 
+def with_species(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a documented species: a labelled answer joined from feedback names none
+    (its species id is negative, ``mushroom.feedback``)."""
+    return frame[frame[SPECIES_ID] >= 0]
+
+
 def profile_tolerance(frame: pd.DataFrame, profiles: list[dict], numeric, quantile: float):
     """The relative excess beyond its own species' documented range (as a share of the
     range's top) that ``quantile`` of training measurements stay within."""
     if not numeric:
         return 0.0
+    frame = with_species(frame)
     species = frame[SPECIES_ID].to_numpy()
     excess = np.zeros(len(frame))
     for trait in numeric:
@@ -154,7 +161,7 @@ def fit(
     only the species present in ``frame``."""
     traits = [catalogue.trait(f) for f in features]
     if catalogue.has_species_profiles:
-        present = sorted(frame[SPECIES_ID].unique())
+        present = sorted(with_species(frame)[SPECIES_ID].unique())
         numeric = [t for t in traits if t.is_numeric]
         return {
             "method": "profiles",

@@ -53,10 +53,17 @@ class Data(Section):
     dataset: Literal[tuple(CATALOGUES)]  # type: ignore[valid-type]  # the catalogue's names
 
 
+class Feedback(Section):
+    use: bool
+    live_share: Rate
+    train_labels: Literal["poisonous", "all"]
+
+
 class Prepare(Section):
     split: Literal["random", "species"]
     test_size: float = Field(gt=0, lt=1)
     seed: Seed
+    feedback: Feedback
 
 
 class Featurize(Section):

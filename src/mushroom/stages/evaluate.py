@@ -1,6 +1,8 @@
-"""evaluate: what the answering system's verdicts are worth, on the test split and pooled
-over cross-validation folds; the behavioural safety suite; the promotion gate; plots; and
-one MLflow run. Every figure names its split (``test``, ``cv``, ``safety``)."""
+"""evaluate: what the answering system's verdicts are worth, on the test split, pooled
+over cross-validation folds, and on labelled answers when prepare joined them (``live``:
+the live split; ``labelled``: all, for the gate); the behavioural safety suite; the
+promotion gate; plots; and one MLflow run. Every figure names its split (``test``, ``cv``,
+``live``, ``labelled``, ``safety``)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,13 @@ from sklearn.inspection import permutation_importance
 
 from mushroom import dataset, plots, safety, tracking
 from mushroom.bundle import load_bundle
-from mushroom.evaluation import check_gate, cross_validated, judge_frame, verdict_metrics
+from mushroom.evaluation import (
+    check_gate,
+    cross_validated,
+    judge_frame,
+    labelled_metrics,
+    verdict_metrics,
+)
 from mushroom.fitting import SingleClass
 from mushroom.fsutil import atomic_dir, read_json, write_json
 from mushroom.modeling import build_featurizer
@@ -73,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     test, schema = dataset.load_split(args.prepared, dataset.TEST_FILE)
     train = pd.read_parquet(args.prepared / dataset.TRAIN_FILE)
+    labelled = pd.read_parquet(args.prepared / dataset.LABELLED_FILE)
     bundle = load_bundle(args.model, args.policy)
     judge = bundle.judge()
     y = dataset.label(test)
@@ -81,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         featurizer = build_featurizer(params, schema.categorical)
         cv = cross_validated(train, schema, params, featurizer, dataset.read_species(args.prepared))
         metrics = {"test": {"split": schema.split} | verdict_metrics(y, judgement), "cv": cv}
+        metrics |= labelled_metrics(judge, labelled)
         report = safety.suite(judge, schema.catalogue, test, seed)
         gate = check_gate(metrics, safety.edible_counts(report), params)
     except SingleClass as exc:
@@ -113,12 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     failed = [
         f"{c['metric']} {c['value']} > {c['limit']}" for c in gate["checks"] if not c["passed"]
     ]
-    test_figures = metrics["test"]
+    test_figures, labelled_figures = metrics["test"], metrics["labelled"]
+    labelled_line = (
+        f"labelled answers: {labelled_figures['false_edible']} of "
+        f"{labelled_figures['poisonous']} poisonous answered edible; "
+        if labelled_figures["rows"]
+        else ""
+    )
     print(
         f"evaluate: test: {test_figures['false_edible']} of {test_figures['poisonous']} poisonous "
         f"answered edible, coverage {test_figures['coverage']:.4f}; cv ({cv['scheme']}): false "
-        f"edible rate {cv['false_edible_rate']:.4f}, coverage {cv['coverage']:.4f}; gate "
-        + ("PASSED" if gate["passed"] else "FAILED: " + "; ".join(failed))
+        f"edible rate {cv['false_edible_rate']:.4f}, coverage {cv['coverage']:.4f}; {labelled_line}"
+        "gate " + ("PASSED" if gate["passed"] else "FAILED: " + "; ".join(failed))
     )
     return 0
 

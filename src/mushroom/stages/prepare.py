@@ -1,8 +1,9 @@
-"""prepare: validate and decode the raw data, de-duplicate, split into train and test.
+"""prepare: validate and decode the raw data, de-duplicate, split into train and test;
+with ``prepare.feedback.use``, join the labelled answers (``mushroom.feedback``): a live split.
 
-De-duplication rule: rows with identical traits are one mushroom description; the first in
-file order is kept, and if any copy is labelled poisonous the kept row is poisonous (when
-labels conflict, the safe label wins).
+De-duplication rule (``dataset.deduplicate``): rows with identical traits are one mushroom
+description; the first in file order is kept, and if any copy is labelled poisonous the kept
+row is poisonous (when labels conflict, the safe label wins).
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mushroom import dataset
+from mushroom import dataset, feedback
 from mushroom.catalogue import EDIBLE, MISSING, POISONOUS, TARGET, get_catalogue
 from mushroom.fsutil import atomic_dir, write_json
 from mushroom.params import ParamsError, load_params
@@ -26,15 +26,6 @@ from mushroom.stages import fail
 def drop_constant(frame: pd.DataFrame, traits: list[str]) -> tuple[pd.DataFrame, list[str]]:
     constant = [t for t in traits if frame[t].nunique(dropna=False) <= 1]
     return frame.drop(columns=constant), constant
-
-
-def deduplicate(frame: pd.DataFrame, traits: list[str]) -> pd.DataFrame:
-    keys = frame[traits].fillna(np.inf)  # so NaN measurements compare equal to each other
-    group = keys.groupby(traits, sort=False, dropna=False).ngroup()
-    any_poisonous = (frame[TARGET] == POISONOUS).groupby(group).transform("max")
-    kept = frame.loc[~group.duplicated()].copy()
-    kept.loc[any_poisonous[kept.index], TARGET] = POISONOUS
-    return kept
 
 
 def split(frame: pd.DataFrame, how: str, test_size: float, seed: int, source: Path):
@@ -90,10 +81,11 @@ def summarise(
         "missing": {f: n for f, n in missing.items() if n},
     }
     if SPECIES_ID in full:
+        train_species = set(train[SPECIES_ID][train[SPECIES_ID] >= 0])  # < 0: feedback rows
         summary["species"] = {
-            "train": int(train[SPECIES_ID].nunique()),
+            "train": len(train_species),
             "test": int(test[SPECIES_ID].nunique()),
-            "shared": len(set(train[SPECIES_ID]) & set(test[SPECIES_ID])),
+            "shared": len(train_species & set(test[SPECIES_ID])),
         }
     return summary
 
@@ -104,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-dir", default="data/raw", type=Path)
     parser.add_argument("--out-dir", default="data/prepared", type=Path)
     parser.add_argument("--summary", default="reports/data_summary.json", type=Path)
+    parser.add_argument("--feedback", default=feedback.FEEDBACK_PATH, type=Path)
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
@@ -113,20 +106,28 @@ def main(argv: list[str] | None = None) -> int:
         traits = get_catalogue(name).trait_names
         frame, dropped = drop_constant(raw, traits)
         features = [t for t in traits if t not in dropped]
-        frame = deduplicate(frame, features)
+        frame = dataset.deduplicate(frame, features)
         source = data_file(name, args.raw_dir)
         train, test = split(frame, how, params.prepare.test_size, params.prepare.seed, source)
-    except (ParamsError, RawDataError) as exc:
+        use = params.prepare.feedback.use
+        labelled = feedback.read_labelled(args.feedback, get_catalogue(name)) if use else None
+    except (ParamsError, RawDataError, feedback.FeedbackError) as exc:
         return fail("prepare", exc)
+    train, test, labelled, joined = feedback.join(
+        train, test, labelled, features, params.prepare.feedback
+    )
 
     with atomic_dir(args.out_dir) as tmp:
         train.to_parquet(tmp / dataset.TRAIN_FILE, index=False)
         test.to_parquet(tmp / dataset.TEST_FILE, index=False)
+        labelled.to_parquet(tmp / dataset.LABELLED_FILE, index=False)
         dataset.write_schema(tmp, dataset.Schema(name, how, features, dropped))
         dataset.write_species(tmp, profiles)
-    write_json(args.summary, summarise(frame, train, test, len(raw), features, dropped))
+    summary = summarise(frame, train, test, len(raw), features, dropped)
+    write_json(args.summary, summary | {"feedback": joined})
     print(
-        f"prepare: {name}/{how}: {len(train)} train, {len(test)} test rows; "
+        f"prepare: {name}/{how}: {len(train)} train, {len(test)} test rows, "
+        f"{len(labelled)} labelled descriptions; "
         f"dropped constant {dropped or 'none'}; {len(raw) - len(frame)} duplicates"
     )
     return 0
