@@ -164,6 +164,31 @@ def test_grid_search_picks_from_the_grid_and_reports_it(uci_raw, tmp_path):
     assert ws.json("models/train_info.json")["hyperparameters"]["C"] == search["best_params"]["C"]
 
 
+def test_cross_validation_searches_the_grid_in_every_fold(tmp_path, mlflow_store):
+    """With search on, evaluate's folds fit what train fits: a grid of one C gives the figures
+    of that C without search, not those of train.logreg.C."""
+
+    def cv_figures(name: str, **params) -> dict:
+        root = tmp_path / name
+        rawfixtures.write_uci(root / "raw")
+        ws = Workspace(root, root / "raw", train__cv_folds=2,
+                       evaluate__cv__folds=2, evaluate__cv__repeats=1, **params)  # fmt: skip
+        assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
+        assert ws.evaluate() == 0
+        return ws.json("reports/metrics.json")["cv"]
+
+    searched = cv_figures(
+        "searched",
+        train__search__enabled=True,
+        train__search__grid={"logreg": {"C": [0.0001]}},
+        train__logreg__C=1.0,
+    )
+    assert searched.pop("scheme").endswith(", grid search in each")
+    tiny, default = cv_figures("tiny", train__logreg__C=0.0001), cv_figures("default")
+    assert {k: v for k, v in tiny.items() if k != "scheme"} == searched
+    assert default["coverage"] != searched["coverage"]
+
+
 def test_train_rejects_unknown_model(uci_raw, tmp_path, capsys):
     ws = Workspace(tmp_path, uci_raw)
     assert ws.prepare() == 0 and ws.featurize() == 0

@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from mushroom import dataset
-from mushroom.fitting import fit_bundle, folds
+from mushroom.fitting import fit_bundle, folds, tune
 from mushroom.params import Params
 from mushroom.policy import EDIBLE, POISONOUS, UNCERTAIN, Judgement
 
@@ -60,15 +60,18 @@ def cross_validated(
     train: pd.DataFrame, schema: dataset.Schema, params: Params, featurizer, profiles
 ) -> dict:
     """The whole system refitted in every outer fold and judged on the fold it never saw,
-    pooled. Secondary: whole species held out (StratifiedGroupKFold by species), whatever
-    the test split; UCI: stratified folds, repeated over seeds."""
+    pooled: the grid search too, when ``train.search`` is on, so the figures are those of
+    what train fits, hyperparameters chosen without the fold. Secondary: whole species held
+    out (StratifiedGroupKFold by species), whatever the test split; UCI: stratified folds,
+    repeated over seeds."""
     n_folds, repeats = params.evaluate.cv.folds, params.evaluate.cv.repeats
     by_species = schema.catalogue.has_species_profiles
     y, judgements = [], []
     for repeat in range(repeats):
         seed = params.prepare.seed + repeat
         for part, held in folds(train, by_species, n_folds, seed, "evaluate.cv.folds"):
-            bundle = fit_bundle(train.iloc[part], schema, params, featurizer, profiles)
+            fold_params, _ = tune(train.iloc[part], schema, params, featurizer)
+            bundle = fit_bundle(train.iloc[part], schema, fold_params, featurizer, profiles)
             judgement = judge_frame(bundle.judge(), train.iloc[held])
             y.append(dataset.label(train.iloc[held]))
             judgements.append(judgement)
@@ -82,6 +85,7 @@ def cross_validated(
     scheme = (
         f"{'species held out' if by_species else 'stratified'}, {n_folds} folds"
         f" x {repeats} repeat{'s' if repeats > 1 else ''}"
+        + (", grid search in each" if params.train.search.enabled else "")
     )
     return {"scheme": scheme} | verdict_metrics(np.concatenate(y), every_fold)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from mushroom import dataset, familiarity
@@ -50,6 +50,34 @@ def folds(frame: pd.DataFrame, by_species: bool, n: int, seed: int, key: str):
         splitter = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
         return list(splitter.split(frame, y, frame[SPECIES_ID]))
     return list(StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(frame, y))
+
+
+def tune(
+    frame: pd.DataFrame, schema: dataset.Schema, params: Params, featurizer
+) -> tuple[Params, dict | None]:
+    """``params`` with the chosen model's hyperparameters that ``train.search`` picks on
+    ``frame`` (folds as the policy's: ``train.cv_folds``, whole species held out on a
+    species split), and the search's summary; ``params`` and None when search is off."""
+    search_params = params.train.search
+    if not search_params.enabled:
+        return params, None
+    grid = getattr(search_params.grid, params.train.model).model_dump(exclude_none=True)
+    by_species, n_folds = schema.split == "species", params.train.cv_folds
+    search = GridSearchCV(
+        Pipeline([("features", clone(featurizer)), ("model", build_model(params))]),
+        {f"model__{k}": v for k, v in grid.items()},
+        scoring=search_params.scoring,
+        cv=folds(frame, by_species, n_folds, params.train.seed, "train.cv_folds"),
+        n_jobs=1,
+    )
+    search.fit(frame[schema.features], dataset.label(frame))
+    best = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
+    summary = {
+        "best_score": float(search.best_score_),
+        "candidates": len(search.cv_results_["params"]),
+        "best_params": best,
+    }
+    return params.model_copy(update={"train": params.train.tuned(best)}), summary
 
 
 def fit_pipeline(featurizer, params: Params, frame: pd.DataFrame, features: list[str]) -> Pipeline:

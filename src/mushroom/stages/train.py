@@ -17,37 +17,16 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
-from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
 from mushroom import dataset
 from mushroom.catalogue import TARGET
-from mushroom.fitting import SingleClass, check_folds, fit_bundle, folds
+from mushroom.fitting import SingleClass, check_folds, fit_bundle, tune
 from mushroom.fsutil import atomic_path, write_json
 from mushroom.modeling import build_model
 from mushroom.modelstore import timing_path
-from mushroom.params import Params, ParamsError, load_params
+from mushroom.params import ParamsError, load_params
 from mushroom.stages import fail
-
-
-def grid_search(pipeline, params: Params, x, y, cv) -> tuple[dict, dict]:
-    """Search ``train.search.grid.<model>``; return the best hyperparameters and a summary."""
-    grid = getattr(params.train.search.grid, params.train.model).model_dump(exclude_none=True)
-    search = GridSearchCV(
-        pipeline,
-        {f"model__{k}": v for k, v in grid.items()},
-        scoring=params.train.search.scoring,
-        cv=cv,
-        n_jobs=1,
-    )
-    search.fit(x, y)
-    best = {k.removeprefix("model__"): v for k, v in search.best_params_.items()}
-    return best, {
-        "best_score": float(search.best_score_),
-        "candidates": len(search.cv_results_["params"]),
-        "best_params": best,
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,13 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail("train", exc)
     started = time.perf_counter()
     featurizer = joblib.load(args.featurizer)
-    search_summary = None
-    if params.train.search.enabled:
-        x, y = train[schema.features], dataset.label(train)
-        cv = folds(train, by_species, n_folds, params.train.seed, "train.cv_folds")
-        unfitted = Pipeline([("features", clone(featurizer)), ("model", build_model(params))])
-        best, search_summary = grid_search(unfitted, params, x, y, cv)
-        params = params.model_copy(update={"train": params.train.tuned(best)})
+    params, search_summary = tune(train, schema, params, featurizer)
     model = build_model(params)
     encoded = pd.read_parquet(args.features / dataset.TRAIN_FILE)
     model.fit(encoded.drop(columns=[TARGET]), dataset.label(encoded))
