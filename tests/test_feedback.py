@@ -25,16 +25,17 @@ def log_answers(path: Path, dataset_name: str, described: pd.DataFrame, traits: 
     """Each row of ``described`` answered (request id ``r<index>``, an hour apart, oldest
     first) and labelled with its ``class`` when it has one."""
     start = pd.Timestamp("2026-11-01T00:00:00Z")
+    logged_at = [
+        f"{start + pd.Timedelta(hours=n):%Y-%m-%dT%H:%M:%SZ}" for n in range(len(described))
+    ]
     log = PredictionLog(path)
     try:
         log.append(
             traits,
             [
-                (f"r{i}", f"{start + pd.Timedelta(hours=n):%Y-%m-%dT%H:%M:%SZ}", "m:1")
-                + (dataset_name, 0.1, "edible")
-                + (0, "")
+                (f"r{i}", when, "m:1", dataset_name, 0.1, "edible", 0, "")
                 + tuple(None if pd.isna(v) else v for v in row[traits])
-                for n, (i, row) in enumerate(described.iterrows())
+                for when, (i, row) in zip(logged_at, described.iterrows(), strict=True)
             ],
         )
         for i, label in described[TARGET].dropna().items():
