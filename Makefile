@@ -7,6 +7,7 @@ UV_VERSION := 0.13.9
 WITH_ENV := source ./env.sh &&
 RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 DRIFT_WINDOW := $(wildcard data/monitoring/window.parquet.dvc)
+FEEDBACK := $(wildcard data/feedback/labelled.parquet.dvc)
 
 .PHONY: run test env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep promtool
 
@@ -25,7 +26,7 @@ env: $(VENV)/.synced
 # Only the raw data and the drift window (`mushroom monitor snapshot`, once one is committed)
 # live in the remote; every other output is rebuilt by `dvc repro`.
 pull: env
-	$(WITH_ENV) dvc pull $(RAW_DATA) $(DRIFT_WINDOW)
+	$(WITH_ENV) dvc pull $(RAW_DATA) $(DRIFT_WINDOW) $(FEEDBACK)
 
 repro: pull
 	$(WITH_ENV) dvc repro

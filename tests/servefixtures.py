@@ -118,9 +118,12 @@ def promote(workdir: Path, env: dict[str, str], *extra: str) -> subprocess.Compl
             f"{w}/reports",
             "--train-info",
             f"{w}/models/train_info.json",
-            # The workdir's own log (none unless a test writes one), never the checkout's.
+            # The workdir's own log and labels (none unless a test writes them), never the
+            # checkout's.
             "--log",
             f"{w}/live/predictions.db",
+            "--feedback",
+            f"{w}/feedback/labelled.parquet",
             *extra,
         ],
         env,

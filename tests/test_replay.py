@@ -18,6 +18,7 @@ import pytest
 
 from mushroom.catalogue import UCI
 from mushroom.classifier import Classifier
+from mushroom.cli import main as mushroom
 from mushroom.modelstore import NAME
 from mushroom.predlog import PredictionLog
 from mushroom.rawdata import read_raw
@@ -173,3 +174,46 @@ def test_promotion_reports_the_answers_that_change(candidate, classifier, descri
     assert expected.items() <= state["run"].items()
     assert expected.items() <= state["version"].items()
     assert state["version"]["replay.labelled_false_edible"] == "0"
+
+
+@pytest.mark.parametrize("candidate", ["alias"], indirect=True)
+def test_an_exported_label_refuses_promotion_after_the_log_is_rotated(
+    candidate, classifier, descriptions
+):
+    """`mushroom feedback export` keeps labels past the log's life: a labelled false edible
+    only the exported dataset still holds refuses promotion as the log's would."""
+    log = candidate.workdir / "live" / "predictions.db"
+    exported = candidate.workdir / "feedback" / "labelled.parquet"
+    rows = write_log(log, classifier, descriptions["edible"] + descriptions["poisonous"])
+    fooled = rows[0][0]
+    PredictionLog(log).add_feedback(fooled, "poisonous", LOGGED_AT)
+    PredictionLog(log).add_feedback(rows[-1][0], "poisonous", LOGGED_AT)
+    assert (
+        mushroom(["feedback", "export", "--no-dvc", "--log", str(log), "--out", str(exported)]) == 0
+    )
+
+    refused = promote(candidate.workdir, candidate.env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    report = json.loads((candidate.workdir / "reports" / "replay.json").read_text())
+    assert (report["replayed"], report["only_in_feedback_dataset"], report["labelled"]) == (8, 0, 2)
+
+    for path in log.parent.glob("predictions.db*"):  # rotated away
+        path.unlink()
+    refused = promote(candidate.workdir, candidate.env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"promote: refused: replay of {log}: request {fooled} (logged {LOGGED_AT}, answered "
+        f"edible by {NAME}:{candidate.version}) is labelled poisonous and the candidate "
+        "answers it edible"
+    ]
+    report = json.loads((candidate.workdir / "reports" / "replay.json").read_text())
+    assert (report["replayed"], report["only_in_feedback_dataset"]) == (2, 2)
+    assert (report["labelled"], report["labelled_false_edible"]) == (2, 1)
+
+    exported.write_text("not parquet")
+    refused = promote(candidate.workdir, candidate.env)
+    assert refused.returncode == 3
+    assert refused.stderr.startswith(f"promote: refused: {exported}: not a feedback dataset: ")
+    assert refused.stderr.rstrip().endswith("cannot be replayed (name another with --feedback)")
+    state = mlflow_state(candidate.workdir, classifier.card["mlflow_run_id"])
+    assert state["aliases"] == []  # the alias never moved

@@ -65,7 +65,9 @@ def _read(path: Path) -> pd.DataFrame:
         rows = pd.read_parquet(path)
     except FileNotFoundError:
         raise FeedbackError(
-            path, "no such file (export the labelled answers with: mushroom feedback export)"
+            path,
+            "no such file (export the labelled answers with: mushroom feedback export; a "
+            "committed one: make pull)",
         ) from None
     except (OSError, ValueError) as exc:  # pyarrow's errors are ValueErrors
         raise FeedbackError(path, f"not a feedback dataset: {exc}") from None
@@ -101,6 +103,10 @@ def export(log: Path, out: Path) -> tuple[int, int]:
     return len(added), len(rows)
 
 
+def answered_at(rows: pd.DataFrame, errors: str = "raise") -> pd.Series:
+    return pd.to_datetime(rows["logged_at"], utc=True, errors=errors, format="ISO8601")
+
+
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
@@ -109,7 +115,7 @@ def _shown(value) -> str:
 def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
     """``catalogue``'s labelled answers in the dataset at ``path``, every value checked
     against the catalogue (a problem names the row, counted from 0, column and value), with
-    ``feedback_row``, the row's position in the file, and ``logged_at`` as a time."""
+    ``feedback_row``, the row's position in the file, and the label as ``class``."""
     rows = _read(path)
     rows["feedback_row"] = np.arange(len(rows))
     rows = rows[rows["dataset"] == catalogue.name]
@@ -122,9 +128,7 @@ def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
             )
 
     check(LABEL, ~rows[LABEL].isin([EDIBLE, POISONOUS]), f"a label is {EDIBLE} or {POISONOUS}")
-    logged_at = pd.to_datetime(rows["logged_at"], utc=True, errors="coerce", format="ISO8601")
-    check("logged_at", logged_at.isna(), "not an ISO 8601 time")
-    rows["logged_at"] = logged_at
+    check("logged_at", answered_at(rows, errors="coerce").isna(), "not an ISO 8601 time")
     for trait in catalogue.traits:
         values = rows[trait.name]
         if trait.is_numeric:
@@ -168,7 +172,9 @@ def join(
     columns = [*train.columns, ROLE]
     if labelled is None:
         return train, test, train.iloc[:0].assign(**{ROLE: ""})[columns], {"used": False}
-    ordered = labelled.sort_values(["logged_at", "feedback_row"], kind="stable")
+    ordered = labelled.assign(answered_at=answered_at(labelled)).sort_values(
+        ["answered_at", "feedback_row"], kind="stable"
+    )
     distinct = deduplicate(ordered, features).reset_index(drop=True)
     n_live = math.ceil(settings.live_share * len(distinct))
     role = np.full(len(distinct), TRAINING, dtype=object)

@@ -6,12 +6,13 @@ under the same name, labelled with its registry version, with its verdict policy
 (``policy.json``: familiarity detector, calibration, thresholds) and a model card the
 service answers ``GET /model`` from. Then the alias ``champion`` is pointed at it, which is
 what the service serves at its next start; the move is kept in the alias's history
-(mushroom.registry). Before anything is registered, the logged traffic and its feedback are
-replayed through the model (mushroom.replay): it is refused if it answers edible a
-description labelled poisonous, and what changes against the logged answers goes to
-``reports/replay.json`` and to the MLflow run and version as ``replay.*`` tags. Promotion
-is idempotent: a model is known by the sha256 of its inputs (prepared data, model, policy,
-params), and promoting the same one again reuses its registered version and store entry.
+(mushroom.registry). Before anything is registered, the logged traffic and its feedback, and
+the exported labelled answers the log no longer holds, are replayed through the model
+(mushroom.replay): it is refused if it answers edible a description labelled poisonous,
+and what changes against the logged answers goes to ``reports/replay.json`` and to the
+MLflow run and version as ``replay.*`` tags. Promotion is idempotent: a model is known by
+the sha256 of its inputs (prepared data, model, policy, params), and promoting the same one
+again reuses its registered version and store entry.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 from mushroom import dataset, registry, replay, tracking
+from mushroom.feedback import FEEDBACK_PATH, FeedbackError
 from mushroom.fsutil import read_json, write_json
 from mushroom.modelstore import (
     ALIAS,
@@ -55,13 +57,17 @@ def require_gate_passed(gate: dict) -> None:
         raise PromotionRefused(f"the evaluate gate failed: {reasons}")
 
 
-def replay_traffic(client, run_id: str, log: Path, model: Path, policy: Path, out: Path) -> dict:
-    """Replay the log through the candidate; written to ``out`` and the run's tags whether
-    or not it is refused."""
+def replay_traffic(
+    client, run_id: str, log: Path, exported: Path, model: Path, policy: Path, out: Path
+) -> dict:
+    """Replay the log and the exported labels through the candidate; written to ``out`` and
+    the run's tags whether or not it is refused."""
     try:
-        summary = replay.replay(log, model, policy)
+        summary = replay.replay(log, model, policy, exported)
     except LogUnavailable as exc:
         raise PromotionRefused(f"{exc}: cannot be replayed (name another with --log)") from exc
+    except FeedbackError as exc:
+        raise PromotionRefused(f"{exc}: cannot be replayed (name another with --feedback)") from exc
     write_json(out, summary)
     for key, value in replay.figures(summary).items():
         client.set_tag(run_id, key, value)
@@ -115,6 +121,7 @@ def promote(
     train_info: Path,
     reason: str = "the evaluate gate passed",
     log: Path | None = None,
+    exported: Path = FEEDBACK_PATH,
 ) -> dict:
     params = load_params(params_path)
     require_gate_passed(read_json(reports / "gate.json"))
@@ -130,7 +137,7 @@ def promote(
     mlflow = tracking.configure()
     client = mlflow.MlflowClient()
     log = log or log_path()
-    replayed = replay_traffic(client, run_id, log, model, policy, reports / "replay.json")
+    replayed = replay_traffic(client, run_id, log, exported, model, policy, reports / "replay.json")
     schema, info = dataset.read_schema(prepared), read_json(train_info)
     timing = timing_path(train_info)
     info |= read_json(timing) if timing.exists() else {"trained_at": None, "training_seconds": None}
@@ -179,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the prediction log to replay (default: the service's, data/live/predictions.db)",
     )
     parser.add_argument(
+        "--feedback",
+        default=FEEDBACK_PATH,
+        type=Path,
+        help="the exported labelled answers replayed too (default: %(default)s)",
+    )
+    parser.add_argument(
         "--reason", default="the evaluate gate passed", help="why, kept in the champion history"
     )
     args = parser.parse_args(argv)
@@ -192,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             args.train_info,
             args.reason,
             args.log,
+            args.feedback,
         )
     except (PromotionRefused, ParamsError) as exc:
         for line in str(exc).splitlines():  # a ParamsError: one line per problem

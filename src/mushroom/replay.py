@@ -1,12 +1,13 @@
 """Replay before promotion: the logged traffic and its feedback judged by the candidate.
 
-Every answer in the prediction log of the candidate's dataset is judged again by the
-candidate bundle, its description as logged (readable names, ``missing``; NULL: unknown),
-through the judge the service answers with. A description whose feedback label says
-poisonous and that the candidate answers edible refuses the promotion. What changes
-against the logged answers (given by whichever champions served then) is counted by
-(logged verdict, candidate's verdict), with the answers that become edible. Answers of
-another dataset are skipped and counted.
+Every answer in the prediction log of the candidate's dataset, and every exported labelled
+answer (``mushroom.feedback``, ``data/feedback/labelled.parquet``) the log no longer holds
+(rotated away since), is judged again by the candidate bundle, its description as logged
+(readable names, ``missing``; NULL: unknown), through the judge the service answers with.
+A description whose feedback label says poisonous and that the candidate answers edible
+refuses the promotion. What changes against the logged answers (given by whichever
+champions served then) is counted by (logged verdict, candidate's verdict), with the
+answers that become edible. Answers of another dataset are skipped and counted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mushroom import feedback
 from mushroom.bundle import load_bundle
+from mushroom.catalogue import TARGET, get_catalogue
 from mushroom.policy import EDIBLE
 from mushroom.predlog import read_predictions
 
@@ -29,11 +32,23 @@ LISTED = 100
 
 def read_log(log: Path, dataset: str) -> tuple[pd.DataFrame, dict[str, int]]:
     """``dataset``'s logged answers with their labels, and the number of answers of each
-    other dataset, from one read of the log."""
+    other dataset, from one read of the log (none if there is no log)."""
+    if not log.exists():
+        return pd.DataFrame(columns=feedback.COLUMNS), {}
     logged = read_predictions(log)
     ours = (logged["dataset"] == dataset).to_numpy()
     others = logged.loc[~ours, "dataset"].value_counts()
     return logged[ours], {name: int(count) for name, count in others.items()}
+
+
+def read_exported(exported: Path, dataset: str, logged: pd.DataFrame) -> pd.DataFrame:
+    """``dataset``'s exported labelled answers that are not in ``logged``, checked as prepare
+    checks them (a bad value raises ``FeedbackError``)."""
+    if not exported.exists():
+        return logged.iloc[:0]
+    labelled = feedback.read_labelled(exported, get_catalogue(dataset))
+    gone = labelled[~labelled["request_id"].isin(logged["request_id"])]
+    return gone.rename(columns={TARGET: feedback.LABEL})[logged.columns]
 
 
 def judge_all(judge, logged: pd.DataFrame) -> np.ndarray:
@@ -47,13 +62,18 @@ def judge_all(judge, logged: pd.DataFrame) -> np.ndarray:
     return np.concatenate(verdicts) if verdicts else np.empty(0, dtype=object)
 
 
-def replay(log: Path, model: Path, policy: Path) -> dict:
-    """What the candidate (``model``, ``policy``) answers to the log at ``log``: the figures
-    ``reports/replay.json`` holds. Raises ``LogUnavailable`` for a log that cannot be read."""
-    if not log.exists():
+def replay(log: Path, model: Path, policy: Path, exported: Path) -> dict:
+    """What the candidate (``model``, ``policy``) answers to the log at ``log`` and to the
+    labelled answers ``exported`` holds that the log does not: the figures
+    ``reports/replay.json`` holds. Raises ``LogUnavailable`` for a log that cannot be read,
+    ``FeedbackError`` for an exported dataset that cannot."""
+    if not log.exists() and not exported.exists():
         return {"log": str(log), "replayed": 0, "note": "no prediction log: nothing to replay"}
     bundle = load_bundle(model, policy)
     logged, others = read_log(log, bundle.dataset)
+    gone = read_exported(exported, bundle.dataset, logged)
+    if len(gone):  # (pandas warns when concatenating an empty frame)
+        logged = pd.concat([logged, gone], ignore_index=True) if len(logged) else gone
     old = logged["verdict"].to_numpy(dtype=object)
     new = judge_all(bundle.judge(), logged)
     pairs = pd.DataFrame({"old": old, "new": new}).value_counts()
@@ -66,6 +86,8 @@ def replay(log: Path, model: Path, policy: Path) -> dict:
         "log": str(log),
         "dataset": bundle.dataset,
         "replayed": len(logged),
+        "feedback_dataset": str(exported),
+        "only_in_feedback_dataset": len(gone),
         "skipped_other_datasets": others,
         "answered_by": logged["model_version"].value_counts().to_dict(),
         "changes": {f"{o} -> {n}": int(c) for (o, n), c in sorted(pairs.items())},
@@ -87,7 +109,14 @@ def figures(summary: dict) -> dict[str, str]:
     """The replay as MLflow tags, ``replay.<figure>``; ``replay.changes`` as JSON."""
     counts = {
         k: summary.get(k, 0)
-        for k in ("replayed", "changed", "changed_share", "new_edible", "labelled")
+        for k in (
+            "replayed",
+            "only_in_feedback_dataset",
+            "changed",
+            "changed_share",
+            "new_edible",
+            "labelled",
+        )
     }
     counts |= {
         "labelled_false_edible": summary.get("labelled_false_edible", 0),
@@ -109,8 +138,14 @@ def describe(summary: dict) -> str:
             for pair, n in summary["changes"].items()
             if pair.split(" -> ")[0] != pair.split(" -> ")[1]
         )
+        exported = summary["only_in_feedback_dataset"]
+        source = summary["log"] + (
+            f" and {summary['feedback_dataset']} ({exported} labelled answers only there)"
+            if exported
+            else ""
+        )
         line = (
-            f"replay of {summary['log']}: {summary['replayed']} logged {summary['dataset']} "
+            f"replay of {source}: {summary['replayed']} logged {summary['dataset']} "
             f"answers judged again: {summary['changed']} changed "
             f"({summary['changed_share']:.1%}){f': {moved}' if moved else ''}; "
             f"{summary['new_edible']} newly edible; {summary['labelled']} labelled, "
