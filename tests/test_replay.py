@@ -81,6 +81,19 @@ def write_log(path: Path, classifier: Classifier, mushrooms: list[dict], earlier
     return rows
 
 
+def refused_for(candidate: Promoted, log: Path, fooled: str) -> dict:
+    """Promote ``candidate``, which must be refused for request ``fooled`` alone (answered
+    edible by it, labelled poisonous); its replay report."""
+    refused = promote(candidate.workdir, candidate.env)
+    assert refused.returncode == 3, refused.stdout + refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"promote: refused: replay of {log}: request {fooled} (logged {LOGGED_AT}, answered "
+        f"edible by {NAME}:{candidate.version}) is labelled poisonous and the candidate "
+        "answers it edible"
+    ]
+    return json.loads((candidate.workdir / "reports" / "replay.json").read_text())
+
+
 def mlflow_state(workdir: Path, run_id: str) -> dict:
     with sqlite3.connect(workdir / "mlflow.db") as db:
         return {
@@ -123,14 +136,7 @@ def test_a_labelled_poisonous_description_answered_edible_refuses_promotion(
     PredictionLog(log).add_feedback(fooled, "poisonous", LOGGED_AT)
     PredictionLog(log).add_feedback(rows[-1][0], "poisonous", LOGGED_AT)  # answered poisonous
 
-    refused = promote(candidate.workdir, candidate.env)
-    assert refused.returncode == 3, refused.stdout + refused.stderr
-    assert refused.stderr.splitlines() == [
-        f"promote: refused: replay of {log}: request {fooled} (logged {LOGGED_AT}, answered "
-        f"edible by {NAME}:{candidate.version}) is labelled poisonous and the candidate "
-        "answers it edible"
-    ]
-    report = json.loads((candidate.workdir / "reports" / "replay.json").read_text())
+    report = refused_for(candidate, log, fooled)
     assert (report["labelled"], report["labelled_false_edible"]) == (2, 1)
     assert [row["request_id"] for row in report["false_edible"]] == [fooled]
     run_id = classifier.card["mlflow_run_id"]
@@ -199,14 +205,7 @@ def test_an_exported_label_refuses_promotion_after_the_log_is_rotated(
 
     for path in log.parent.glob("predictions.db*"):  # rotated away
         path.unlink()
-    refused = promote(candidate.workdir, candidate.env)
-    assert refused.returncode == 3, refused.stdout + refused.stderr
-    assert refused.stderr.splitlines() == [
-        f"promote: refused: replay of {log}: request {fooled} (logged {LOGGED_AT}, answered "
-        f"edible by {NAME}:{candidate.version}) is labelled poisonous and the candidate "
-        "answers it edible"
-    ]
-    report = json.loads((candidate.workdir / "reports" / "replay.json").read_text())
+    report = refused_for(candidate, log, fooled)
     assert (report["replayed"], report["only_in_feedback_dataset"]) == (2, 2)
     assert (report["labelled"], report["labelled_false_edible"]) == (2, 1)
 
