@@ -251,6 +251,7 @@ BAD_CASES = {
     # numeric secondary columns
     "sec-not-a-number": bad_value("secondary", 9, "cap-diameter", "abc", "not a number"),
     "sec-negative-measurement": bad_value("secondary", 10, "stem-height", "-1.5", "negative"),
+    "sec-infinite-measurement": bad_value("secondary", 10, "stem-height", "inf", "not finite"),
     # secondary header
     "sec-missing-column": Bad(
         "secondary",
@@ -593,8 +594,9 @@ def test_species_profiles_decode_each_documented_value(secondary_raw):
         ("[x, ]", "cap-shape", "[x, ]", "bracketed list"),
         ("[ten, 20]", "cap-diameter", "[ten, 20]", "not a number"),
         ("[-1, 20]", "cap-diameter", "[-1, 20]", "negative"),
+        ("[nan, 20]", "cap-diameter", "[nan, 20]", "not finite"),
     ],
-    ids=["unknown-code", "no-brackets", "empty-item", "not-a-number", "negative"],
+    ids=["unknown-code", "no-brackets", "empty-item", "not-a-number", "negative", "nan"],
 )
 def test_bad_species_profile_exits_2_naming_line_column_and_value(
     tmp_path, capsys, cell, column, value, phrase

@@ -54,6 +54,10 @@ class Trait:
         values = tuple(dict.fromkeys(self.codes.values()))
         return values + (MISSING,) if MISSING not in values else values
 
+    def not_a_value(self) -> str:
+        """What is wrong with a value outside ``allowed_values``."""
+        return f"not a value of {self.name}; values: {', '.join(self.allowed_values)}"
+
     def decode(self, code: str) -> str:
         if code in self.missing_codes:
             return MISSING
@@ -385,6 +389,12 @@ SECONDARY = DatasetCatalogue(
         _sec_cat("season", {"s": "spring", "u": "summer", "a": "autumn", "w": "winter"}),
     ),
 )
+
+
+def measurable(numbers):
+    """Whether each number (an array, a Series or one number) may be a measurement: finite
+    and >= 0. NaN (not measured) is not: callers that accept it mask it first."""
+    return np.isfinite(numbers) & (np.asarray(numbers) >= 0)
 
 
 def value_indices(frame, traits) -> np.ndarray:

@@ -39,6 +39,7 @@ from mushroom.catalogue import (
     SPECIES_NAME,
     TARGET,
     DatasetCatalogue,
+    measurable,
 )
 from mushroom.dataset import LIVE, ROLE, deduplicate
 from mushroom.fsutil import atomic_path
@@ -134,15 +135,12 @@ def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
         if trait.is_numeric:
             numbers = pd.to_numeric(values, errors="coerce")
             check(trait.name, values.notna() & numbers.isna(), "not a number")
-            unmeasurable = ~(numbers.isna() | (np.isfinite(numbers) & (numbers >= 0)))
+            unmeasurable = numbers.notna() & ~measurable(numbers)
             check(trait.name, unmeasurable, f"not a measurement >= 0 ({trait.unit})")
             rows[trait.name] = numbers.astype(float)
         else:
-            allowed = trait.allowed_values
-            unlisted = values.notna() & ~values.isin(allowed)
-            check(
-                trait.name, unlisted, f"not a value of {trait.name}; values: {', '.join(allowed)}"
-            )
+            unlisted = values.notna() & ~values.isin(trait.allowed_values)
+            check(trait.name, unlisted, trait.not_a_value())
     return rows.rename(columns={LABEL: TARGET})
 
 

@@ -9,7 +9,6 @@ naming the dotted key and its value.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -24,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from mushroom.catalogue import CATALOGUES, get_catalogue
+from mushroom.catalogue import CATALOGUES, get_catalogue, measurable
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -259,17 +258,13 @@ class Params(Section):
         trait = catalogue.trait(self.drift.shift_column)
         value = self.drift.shift_to
         if trait.is_numeric:
-            is_measure = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (is_measure and math.isfinite(value) and value >= 0):
+            is_number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (is_number and measurable(value)):
                 raise Conflict(
                     "drift.shift_to", value, f"{trait.name} takes a measurement >= 0 ({trait.unit})"
                 )
         elif value not in trait.allowed_values:
-            raise Conflict(
-                "drift.shift_to",
-                value,
-                f"not a value of {trait.name}; values: {', '.join(trait.allowed_values)}",
-            )
+            raise Conflict("drift.shift_to", value, trait.not_a_value())
         if self.prepare.seed + self.evaluate.cv.repeats - 1 > 2**32 - 1:
             raise Conflict(
                 "prepare.seed",

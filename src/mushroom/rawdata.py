@@ -22,6 +22,7 @@ from mushroom.catalogue import (
     TARGET,
     DatasetCatalogue,
     get_catalogue,
+    measurable,
 )
 
 UCI_FILE = Path("uci/agaricus-lepiota.data")
@@ -150,8 +151,9 @@ def _decode(
             numbers = pd.to_numeric(values.where(~blank), errors="coerce")
             if (numbers.isna() & ~blank).any():
                 raise fail(trait.column, numbers.isna() & ~blank, "not a number")
-            if (numbers < 0).any():
-                raise fail(trait.column, numbers < 0, f"negative measurement ({trait.unit})")
+            bad = numbers.notna() & ~measurable(numbers)
+            if bad.any():
+                raise fail(trait.column, bad, f"negative or not finite measurement ({trait.unit})")
             decoded[trait.name] = numbers.astype(float)
         else:
             lookup = dict(trait.codes) | {code: trait.decode(code) for code in trait.missing_codes}
@@ -257,8 +259,8 @@ def _profile_cell(path: Path, line: int, trait, cell: str) -> list | None:
             numbers = [float(item) for item in items]
         except ValueError:
             raise RawDataError(path, "not a number", line, trait.column, cell) from None
-        if min(numbers) < 0:
-            problem = f"negative measurement ({trait.unit})"
+        if not measurable(np.array(numbers)).all():
+            problem = f"negative or not finite measurement ({trait.unit})"
             raise RawDataError(path, problem, line, trait.column, cell)
         return [min(numbers), max(numbers)]
     unknown = [item for item in items if item not in trait.codes]
