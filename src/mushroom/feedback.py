@@ -44,11 +44,9 @@ from mushroom.catalogue import (
 from mushroom.dataset import LIVE, ROLE, deduplicate
 from mushroom.fsutil import atomic_path
 from mushroom.params import Feedback
-from mushroom.predlog import META_COLUMNS, TRAIT_COLUMNS, LogUnavailable, read_predictions
+from mushroom.predlog import LABEL, columns, read_predictions
 
 FEEDBACK_PATH = Path("data/feedback/labelled.parquet")
-LABEL = "true_class"
-COLUMNS = [*META_COLUMNS, *TRAIT_COLUMNS, LABEL]
 SHOWN = 60  # characters of a bad value shown in an error
 
 
@@ -72,20 +70,18 @@ def _read(path: Path) -> pd.DataFrame:
         ) from None
     except (OSError, ValueError) as exc:  # pyarrow's errors are ValueErrors
         raise FeedbackError(path, f"not a feedback dataset: {exc}") from None
-    absent = [c for c in COLUMNS if c not in rows]
+    absent = [c for c in columns() if c not in rows]
     if absent:
         raise FeedbackError(path, f"not a feedback dataset: no column {', '.join(absent)}")
-    return rows[COLUMNS]
+    return rows[columns()]
 
 
 def export(log: Path, out: Path) -> tuple[int, int]:
     """Add the log's labelled answers that ``out`` lacks to it (created if absent), written
     atomically. Returns (answers added, answers in all). A request labelled one class in the
     file and another in the log is a ``FeedbackError``, and nothing is written."""
-    if not log.is_file():
-        raise LogUnavailable(log, "no such file (serve and answer first, or name it with --log)")
     logged = read_predictions(log)
-    labelled = logged.loc[logged[LABEL].notna(), COLUMNS]
+    labelled = logged[logged[LABEL].notna()]
     kept = _read(out) if out.exists() else labelled.iloc[:0]
     known = labelled.merge(kept[["request_id", LABEL]], on="request_id", suffixes=("", "_kept"))
     differ = known[known[LABEL] != known[f"{LABEL}_kept"]]

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mushroom.catalogue import CATALOGUES, MISSING
+from mushroom.catalogue import MISSING
 from mushroom.fsutil import atomic_path
 from mushroom.params import Drift, ParamsError
-from mushroom.predlog import META_COLUMNS, LogUnavailable, read_predictions
+from mushroom.predlog import LABEL, LogUnavailable, columns, read_predictions
 
 PREDICTION = ["probability", "verdict"]
 SNAPSHOT_PATH = Path("data/monitoring/window.parquet")
@@ -26,8 +26,6 @@ def write_snapshot(log: Path, out: Path) -> int:
     """Every answer in the live log with its label, read by one SQL statement (so one read
     transaction: a consistent state while the service writes), written atomically to ``out``
     as Parquet. Returns the number of answers."""
-    if not log.is_file():
-        raise LogUnavailable(log, "no such file (serve and answer first, or name it with --log)")
     rows = read_predictions(log)
     with atomic_path(out) as tmp:
         rows.to_parquet(tmp, index=False)
@@ -35,20 +33,16 @@ def write_snapshot(log: Path, out: Path) -> int:
 
 
 def read_logged(path: Path, dataset: str) -> pd.DataFrame:
-    """``dataset``'s answers, oldest first, with their labels, from a snapshot (``.parquet``)
-    or straight from a live log (SQLite); none at ``SNAPSHOT_PATH`` before one is taken."""
-    snapshot = path.suffix == ".parquet"
-    traits = [t.name for t in CATALOGUES[dataset].traits]
-    if path == SNAPSHOT_PATH and not path.exists():
-        return pd.DataFrame(columns=[*META_COLUMNS, *traits, "true_class"])
-    if not path.is_file():
-        hint = "take one with: mushroom monitor snapshot" if snapshot else "nothing served yet?"
-        raise LogUnavailable(path, f"no such file ({hint})")
-    if not snapshot:
+    """``dataset``'s answers, oldest first, with their labels (``predlog.columns``), from a
+    snapshot (``.parquet``) or straight from a live log (SQLite)."""
+    if path.suffix != ".parquet":
         return read_predictions(path, dataset)
     try:
         rows = pd.read_parquet(path)
-        return rows.loc[rows["dataset"] == dataset, [*META_COLUMNS, *traits, "true_class"]]
+        return rows.loc[rows["dataset"] == dataset, columns(dataset)]
+    except FileNotFoundError:
+        hint = "take one with: mushroom monitor snapshot"
+        raise LogUnavailable(path, f"no such file ({hint})") from None
     except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are ValueErrors
         raise LogUnavailable(path, f"not a snapshot of the prediction log: {exc}") from exc
 
@@ -249,11 +243,9 @@ def answered_class(verdicts: pd.Series) -> pd.Series:
     return verdicts.where(verdicts == "edible", "poisonous")
 
 
-def labelled_rows(current: pd.DataFrame) -> pd.DataFrame:
-    """The logged answers whose true class came back as feedback (none for a scenario)."""
-    if "true_class" not in current:
-        return current.iloc[:0]
-    return current[current["true_class"].notna()]
+def labelled_rows(logged: pd.DataFrame) -> pd.DataFrame:
+    """The logged answers whose true class came back as feedback."""
+    return logged[logged[LABEL].notna()]
 
 
 def live_quality(logged: pd.DataFrame) -> dict:
@@ -262,7 +254,7 @@ def live_quality(logged: pd.DataFrame) -> dict:
     if labelled.empty:
         return {"labelled": 0, "live_false_edible": 0}
     said_poisonous = answered_class(labelled["verdict"]) == "poisonous"
-    truly_poisonous = labelled["true_class"] == "poisonous"
+    truly_poisonous = labelled[LABEL] == "poisonous"
     false_edible = labelled[~said_poisonous & truly_poisonous]
     return {
         "labelled": len(labelled),

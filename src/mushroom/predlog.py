@@ -48,6 +48,8 @@ ADDED_COLUMNS = {"unfamiliar": "integer not null default 0", "reasons": "text no
 """Columns later versions added: a log written before them (or before a trait was
 catalogued) gains them when opened."""
 TRAIT_COLUMNS = tuple(dict.fromkeys(t.name for c in CATALOGUES.values() for t in c.traits))
+LABEL = "true_class"
+"""The feedback label beside each answer read from the log (None until given)."""
 RETRY_SECONDS = 1.0
 CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
@@ -364,16 +366,24 @@ class PredictionLog:
         self._db = self._file = None
 
 
+def columns(dataset: str | None = None) -> list[str]:
+    """What ``read_predictions`` returns: the answers' columns, the traits (``dataset``'s, or
+    every catalogued one) and ``LABEL``."""
+    traits = [t.name for t in CATALOGUES[dataset].traits] if dataset else list(TRAIT_COLUMNS)
+    return [*META_COLUMNS, *traits, LABEL]
+
+
 def read_predictions(path: str | Path, dataset: str | None = None) -> pd.DataFrame:
-    """The log as a frame, oldest first, with each answer's feedback label (``true_class``,
-    None until given); only ``dataset``'s rows and traits when one is named. Read in one
+    """The log as a frame (``columns``), oldest first, with each answer's feedback label
+    (``LABEL``, None until given); only ``dataset``'s rows and traits when one is named. Read in one
     statement (one read transaction: a consistent state while the service writes); a file
     that is not a readable prediction log raises ``LogUnavailable``."""
     path = Path(path)
+    if not path.exists():
+        raise LogUnavailable(path, "no such file (serve and answer first, or name it with --log)")
     if path.is_dir():
         raise LogUnavailable(path, "is a folder, not a database file")
-    traits = [t.name for t in CATALOGUES[dataset].traits] if dataset else list(TRAIT_COLUMNS)
-    columns = ", ".join(f"p.{c}" for c in META_COLUMNS + tuple(traits))
+    answer_columns = ", ".join(f"p.{c}" for c in columns(dataset)[:-1])
     where, params = ("where p.dataset = ?", (dataset,)) if dataset else ("", ())
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
@@ -384,7 +394,8 @@ def read_predictions(path: str | Path, dataset: str | None = None) -> pd.DataFra
                 else ("null as true_class", "")
             )
             return pd.read_sql(
-                f"select {columns}, {label} from predictions p {join} {where} order by p.rowid",
+                f"select {answer_columns}, {label} from predictions p {join} {where} "
+                "order by p.rowid",
                 db,
                 params=params,
             )

@@ -22,7 +22,7 @@ from mushroom import feedback
 from mushroom.bundle import load_bundle
 from mushroom.catalogue import TARGET, get_catalogue
 from mushroom.policy import EDIBLE
-from mushroom.predlog import read_predictions
+from mushroom.predlog import LABEL, columns, read_predictions
 
 CHUNK_ROWS = 10_000
 """Rows judged at once: the judge's per-row arrays stay a few MB whatever the log's size."""
@@ -34,7 +34,7 @@ def read_log(log: Path, dataset: str) -> tuple[pd.DataFrame, dict[str, int]]:
     """``dataset``'s logged answers with their labels, and the number of answers of each
     other dataset, from one read of the log (none if there is no log)."""
     if not log.exists():
-        return pd.DataFrame(columns=feedback.COLUMNS), {}
+        return pd.DataFrame(columns=columns()), {}
     logged = read_predictions(log)
     ours = (logged["dataset"] == dataset).to_numpy()
     others = logged.loc[~ours, "dataset"].value_counts()
@@ -48,7 +48,7 @@ def read_exported(exported: Path, dataset: str, logged: pd.DataFrame) -> pd.Data
         return logged.iloc[:0]
     labelled = feedback.read_labelled(exported, get_catalogue(dataset))
     gone = labelled[~labelled["request_id"].isin(logged["request_id"])]
-    return gone.rename(columns={TARGET: feedback.LABEL})[logged.columns]
+    return gone.rename(columns={TARGET: LABEL})[logged.columns]
 
 
 def judge_all(judge, logged: pd.DataFrame) -> np.ndarray:
@@ -78,8 +78,8 @@ def replay(log: Path, model: Path, policy: Path, exported: Path) -> dict:
     new = judge_all(bundle.judge(), logged)
     pairs = pd.DataFrame({"old": old, "new": new}).value_counts()
     changed = int((old != new).sum())
-    labelled = logged["true_class"].notna().to_numpy()
-    poisonous = (logged["true_class"] == "poisonous").to_numpy()
+    labelled = logged[LABEL].notna().to_numpy()
+    poisonous = (logged[LABEL] == "poisonous").to_numpy()
     became_edible = (new == EDIBLE) & (old != EDIBLE)
     false_edible = poisonous & (new == EDIBLE)
     return {

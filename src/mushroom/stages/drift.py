@@ -47,7 +47,7 @@ from mushroom.monitoring import (
     with_quality_section,
 )
 from mushroom.params import ParamsError, load_params
-from mushroom.predlog import LogUnavailable
+from mushroom.predlog import LogUnavailable, columns
 from mushroom.stages import fail
 
 
@@ -69,11 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params).drift
         train, schema = dataset.load_split(args.prepared, dataset.TRAIN_FILE)
-        logged = read_logged(args.log, schema.dataset)
+        before_any_snapshot = args.log == SNAPSHOT_PATH and not args.log.exists()
+        logged = (
+            pd.DataFrame(columns=columns(schema.dataset))
+            if before_any_snapshot
+            else read_logged(args.log, schema.dataset)
+        )
         current = window(logged, params)
-        source = f"{args.log}: {len(current)} of {len(logged)} logged {schema.dataset} answers"
-        if not args.log.exists():
-            source = f"{args.log}: none taken yet (mushroom monitor snapshot), no answers"
+        source = (
+            f"{args.log}: none taken yet (mushroom monitor snapshot), no answers"
+            if before_any_snapshot
+            else f"{args.log}: {len(current)} of {len(logged)} logged {schema.dataset} answers"
+        )
         if params.source == "scenario":
             test = pd.read_parquet(args.prepared / dataset.TEST_FILE)
             current = scenario_rows(test, params, schema.split)
