@@ -18,10 +18,11 @@ import pytest
 from pydantic import TypeAdapter
 
 from mushroom.api_schema import mushroom_model
-from mushroom.batch import ANSWER_COLUMNS, MAX_REPORTED_ERRORS, SHOWN_CHARACTERS, validate_rows
+from mushroom.batch import ANSWER_COLUMNS, validate_rows
 from mushroom.catalogue import SECONDARY, UCI
 from mushroom.cli import main
 from mushroom.rawdata import UCI_FILE
+from mushroom.text import MAX_SHOWN_ERRORS, SHOWN_CHARACTERS
 from servefixtures import Server, run_module
 
 
@@ -142,11 +143,11 @@ def test_header_columns_must_each_be_one_trait_or_passed_through(predict, tmp_pa
 
 def test_long_values_are_cut_and_errors_capped(predict, tmp_path):
     source = tmp_path / "long.csv"
-    n_bad = MAX_REPORTED_ERRORS + 5
+    n_bad = MAX_SHOWN_ERRORS + 5
     source.write_text("odor\n" + "".join(f"{i}{'x' * 5000}\n" for i in range(n_bad)))
     code, err = predict(source, "-o", tmp_path / "out.csv")
     lines = err.splitlines()
-    assert code == 2 and len(lines) == MAX_REPORTED_ERRORS + 1
+    assert code == 2 and len(lines) == MAX_SHOWN_ERRORS + 1
     assert lines[-1] == "... and 5 more"
     cut = repr("0" + "x" * (SHOWN_CHARACTERS - 1))
     assert lines[0] == f"mushroom predict: {source}: line 2: odor: {cut}...: " + (

@@ -30,6 +30,7 @@ from typing_extensions import TypedDict
 from mushroom.catalogue import MISSING, DatasetCatalogue, Trait, get_catalogue
 from mushroom.fsutil import read_json
 from mushroom.modelstore import POLICY_FILE
+from mushroom.text import MAX_SHOWN_ERRORS
 
 PLAUSIBLE_FACTOR = 2
 """A measurement may be up to this many times the largest the served model's data holds.
@@ -252,7 +253,7 @@ ERROR_SCHEMA = {
         "error": {
             "type": "string",
             "description": "What was wrong, in one line, naming the field, header or value; "
-            "of many invalid values, the first 20 and how many more",
+            f"of many invalid values, the first {MAX_SHOWN_ERRORS} and how many more",
         }
     },
     "required": ["error"],

@@ -22,10 +22,9 @@ from pydantic import ValidationError
 
 from mushroom.catalogue import MISSING, DatasetCatalogue, Trait
 from mushroom.fsutil import write_with
+from mushroom.text import MAX_SHOWN_ERRORS, quoted
 
 CHUNK = 1000
-MAX_REPORTED_ERRORS = 20
-SHOWN_CHARACTERS = 60
 """Longer input values and column names are cut in messages."""
 ANSWER_COLUMNS = ("verdict", "probability_poisonous", "unknown_traits", "reasons", "model_version")
 # What a CSV measurement may look like; Python's float() would also take "1_000", "inf", "nan".
@@ -37,7 +36,7 @@ class InputError(ValueError):
 
 
 class Problems:
-    """One line per problem found; the first ``MAX_REPORTED_ERRORS`` are reported."""
+    """One line per problem found; the first ``MAX_SHOWN_ERRORS`` are reported."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -45,19 +44,13 @@ class Problems:
 
     def add(self, line: str) -> None:
         self.count += 1
-        if len(self.lines) < MAX_REPORTED_ERRORS:
+        if len(self.lines) < MAX_SHOWN_ERRORS:
             self.lines.append(line)
 
     def raise_any(self) -> None:
         if self.count:
             more = self.count - len(self.lines)
             raise InputError("\n".join(self.lines) + (f"\n... and {more} more" if more else ""))
-
-
-def shown(value: object) -> str:
-    """``repr`` of a value from the user's file, cut so one bad cell cannot flood the screen."""
-    text = str(value)
-    return repr(text) if len(text) <= SHOWN_CHARACTERS else f"{text[:SHOWN_CHARACTERS]!r}..."
 
 
 def check_output(output: Path, source: Path) -> None:
@@ -143,7 +136,7 @@ def trait_columns(
     problems, not_traits, columns, first = Problems(), [], [], {}
     missing = [name for name in passthrough if name not in header]
     if missing:
-        problems.add(f"{source}: no column(s) {', '.join(map(shown, missing))} to pass through")
+        problems.add(f"{source}: no column(s) {', '.join(map(quoted, missing))} to pass through")
     for position, name in enumerate(header, start=1):
         trait = by_spelling.get(name) if name not in passthrough else None
         key = trait.name if trait else name
@@ -151,13 +144,13 @@ def trait_columns(
             earlier = header[first[key] - 1]
             what = f"give trait {key}" if trait else "have that name"
             problems.add(
-                f"{source}: header columns {first[key]} ({shown(earlier)}) and {position} "
-                f"({shown(name)}) both {what}"
+                f"{source}: header columns {first[key]} ({quoted(earlier)}) and {position} "
+                f"({quoted(name)}) both {what}"
             )
         first.setdefault(key, position)
         if name in ANSWER_COLUMNS:
             problems.add(
-                f"{source}: header column {position} ({shown(name)}) would be overwritten by "
+                f"{source}: header column {position} ({quoted(name)}) would be overwritten by "
                 "the answer column of that name; rename it (or score the unscored file)"
             )
         elif trait:
@@ -166,7 +159,7 @@ def trait_columns(
             alike = by_lower.get(name.strip().lower())
             hint = f"; did you mean {alike!r}?" if alike else ""
             problems.add(
-                f"{source}: header column {position} ({shown(name)}) is not a trait of the "
+                f"{source}: header column {position} ({quoted(name)}) is not a trait of the "
                 f"{catalogue.name} model{hint}"
             )
             if not alike:
@@ -208,7 +201,7 @@ def validate_rows(
                 given[name] = measurement(cell)
             except ValueError:
                 problems.add(
-                    f"{source}: line {line}: {name}: {shown(cell)}: expected a number (in "
+                    f"{source}: line {line}: {name}: {quoted(cell)}: expected a number (in "
                     f"{trait.unit}), e.g. 5.2, or a blank cell if not measured"
                 )
         try:
@@ -217,7 +210,7 @@ def validate_rows(
             for error in exc.errors():
                 field = "".join(f"{part}: " for part in error["loc"])
                 problems.add(
-                    f"{source}: line {line}: {field}{shown(error['input'])}: {error['msg']}"
+                    f"{source}: line {line}: {field}{quoted(error['input'])}: {error['msg']}"
                 )
     problems.raise_any()
     return mushrooms

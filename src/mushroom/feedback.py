@@ -45,9 +45,9 @@ from mushroom.dataset import LIVE, ROLE, deduplicate
 from mushroom.fsutil import atomic_path
 from mushroom.params import Feedback
 from mushroom.predlog import LABEL, columns, read_predictions
+from mushroom.text import quoted
 
 FEEDBACK_PATH = Path("data/feedback/labelled.parquet")
-SHOWN = 60  # characters of a bad value shown in an error
 
 
 class FeedbackError(ValueError):
@@ -104,11 +104,6 @@ def answered_at(rows: pd.DataFrame, errors: str = "raise") -> pd.Series:
     return pd.to_datetime(rows["logged_at"], utc=True, errors=errors, format="ISO8601")
 
 
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
-
-
 def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
     """``catalogue``'s labelled answers in the dataset at ``path``, every value checked
     against the catalogue (a problem names the row, counted from 0, column and value), with
@@ -121,7 +116,7 @@ def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
         if bad.any():
             first = bad.idxmax()
             raise FeedbackError(
-                path, f"{_shown(rows.at[first, column])}: {problem}", int(first), column
+                path, f"{quoted(rows.at[first, column])}: {problem}", int(first), column
             )
 
     check(LABEL, ~rows[LABEL].isin([EDIBLE, POISONOUS]), f"a label is {EDIBLE} or {POISONOUS}")

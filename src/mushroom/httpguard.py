@@ -27,11 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mushroom.text import MAX_SHOWN_ERRORS, cut
+
 LOG = logging.getLogger("mushroom.http")
 VALIDATED_INPUT = "mushroom.validated_input"
 """The ASGI scope key the validated input travels under, from the guard to BentoML."""
-MAX_SHOWN_ERRORS = 20
-SHOWN_CHARACTERS = 60
 """Longer input values and paths are cut in messages."""
 MAX_LOGGED_CHARACTERS = 500
 MAX_DRAINED_BYTES = 64 * 2**20
@@ -57,15 +57,11 @@ def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def shown(text: str, limit: int = SHOWN_CHARACTERS) -> str:
-    return text if len(text) <= limit else f"{text[:limit]}..."
-
-
 def log_client_error(scope: Scope, status: int, message: str) -> None:
     client = scope.get("client") or ("?", 0)
-    line = shown(message.replace("\n", " "), MAX_LOGGED_CHARACTERS)
+    line = cut(message.replace("\n", " "), MAX_LOGGED_CHARACTERS)
     LOG.warning(
-        "%s %s from %s: %d %s", scope["method"], shown(scope["path"]), client[0], status, line
+        "%s %s from %s: %d %s", scope["method"], cut(scope["path"]), client[0], status, line
     )
 
 
@@ -110,8 +106,8 @@ def _error_line(error: dict, model: type[BaseModel]) -> str:
     if value is None and kind != "missing":
         message += " (got null)"
     elif isinstance(value, str | int | float | bool):
-        message += f" (got {shown(json.dumps(value))}, {_json_type(value)})"
-    return f"{shown(where)}: {message}"
+        message += f" (got {cut(json.dumps(value))}, {_json_type(value)})"
+    return f"{cut(where)}: {message}"
 
 
 def validation_message(exc: ValidationError, model: type[BaseModel]) -> str:
@@ -179,7 +175,7 @@ def validated_input(model: type[BaseModel], body: bytes) -> BaseModel:
     colons = int(np.count_nonzero(np.frombuffer(body, np.uint8) == ord(":")))
     repeated = _repeated_keys(body) if colons > _keys_shown(validated) else []
     if repeated:
-        keys = "; ".join(shown(path) for path in repeated[:MAX_SHOWN_ERRORS])
+        keys = "; ".join(cut(path) for path in repeated[:MAX_SHOWN_ERRORS])
         raise ClientError(400, f"key(s) given more than once in one JSON object: {keys}")
     return validated
 
@@ -202,7 +198,7 @@ def _error_text(status: int, body: bytes, scope: Scope, headers: dict) -> str:
         found = found[0]
     if isinstance(found, dict) and isinstance(found.get("error"), str):
         return found["error"]
-    where = f"{scope['method']} {shown(scope['path'])}"
+    where = f"{scope['method']} {cut(scope['path'])}"
     if status == 404:
         return f"no such endpoint: {where}"
     if status == 405:
@@ -249,10 +245,10 @@ class RequestGuard:
         media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
         if media_type != b"application/json":
             got = media_type.decode(errors="replace") or "none"
-            raise ClientError(415, f"content-type must be application/json, got {shown(got)}")
+            raise ClientError(415, f"content-type must be application/json, got {cut(got)}")
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         if encoding not in (b"", b"identity"):
-            got = shown(encoding.decode(errors="replace"))
+            got = cut(encoding.decode(errors="replace"))
             raise ClientError(
                 415, f"content-encoding {got} is not accepted: send the JSON body uncompressed"
             )

@@ -1,0 +1,17 @@
+"""Values quoted in error messages and logs, cut so one bad value cannot flood a screen."""
+
+from __future__ import annotations
+
+SHOWN_CHARACTERS = 60
+MAX_SHOWN_ERRORS = 20
+"""Invalid values named in one message (a request's, a file's); then how many more."""
+
+
+def cut(text: str, limit: int = SHOWN_CHARACTERS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def quoted(value: object) -> str:
+    """``repr`` of a value's text as a user's file or request held it, cut."""
+    text = str(value)
+    return repr(text) if len(text) <= SHOWN_CHARACTERS else f"{text[:SHOWN_CHARACTERS]!r}..."
