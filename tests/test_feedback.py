@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mushroom import dataset, feedback
+from mushroom import dataset
 from mushroom.bundle import load_bundle
 from mushroom.catalogue import POISONOUS, SOURCE_LINE, TARGET
 from mushroom.cli import main as mushroom
@@ -161,10 +161,10 @@ def test_prepare_joins_old_trusted_labels_to_training_and_holds_the_newest_out(
     assert summary["training"]["made_source_poisonous"] == 1
     labelled = prepared(tmp_path, dataset.LABELLED_FILE)
     assert list(labelled[dataset.ROLE]) == [
-        feedback.TRAINING,
-        feedback.IN_SOURCE,
-        feedback.PARTIAL,
-        feedback.UNTRUSTED,
+        dataset.TRAINING,
+        dataset.IN_SOURCE,
+        dataset.PARTIAL,
+        dataset.UNTRUSTED,
         dataset.LIVE,  # the newest two, rows 5 and 6 of the file
         dataset.LIVE,
     ]

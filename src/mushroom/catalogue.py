@@ -391,6 +391,12 @@ SECONDARY = DatasetCatalogue(
 )
 
 
+def with_species(frame):
+    """The rows of a documented species: a labelled answer joined from feedback names none
+    (its species id is negative, ``mushroom.feedback``)."""
+    return frame[frame[SPECIES_ID] >= 0]
+
+
 def measurable(numbers):
     """Whether each number (an array, a Series or one number) may be a measurement: finite
     and >= 0. NaN (not measured) is not: callers that accept it mask it first."""

@@ -17,9 +17,11 @@ TRAIN_FILE, TEST_FILE, SCHEMA_FILE = "train.parquet", "test.parquet", "schema.js
 LABELLED_FILE = "labelled.parquet"
 """Every distinct labelled answer and its ``role`` (``mushroom.feedback``): the live split's,
 those that joined training, those left out."""
-ROLE, LIVE = "role", "live"
-"""The column of LABELLED_FILE saying what prepare did with a description, and the role of
-the live split's."""
+ROLE = "role"
+"""The column of LABELLED_FILE saying what prepare did with each description: the roles
+below (the live split's, joined training, already in the source data, left out)."""
+LIVE, TRAINING, IN_SOURCE = "live", "training", "already_in_source"
+PARTIAL, UNTRUSTED = "left_out_partial", "left_out_untrusted_label"
 SPECIES_FILE = "species.json"
 """The species profiles of the source (secondary's primary_data.csv); empty for UCI."""
 

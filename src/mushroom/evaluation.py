@@ -76,12 +76,7 @@ def cross_validated(
             y.append(dataset.label(train.iloc[held]))
             judgements.append(judgement)
 
-    def pooled(field: str) -> np.ndarray:
-        return np.concatenate([getattr(judgement, field) for judgement in judgements])
-
-    every_fold = Judgement(
-        pooled("verdict"), pooled("probability"), pooled("familiar"), pooled("unknown")
-    )
+    every_fold = Judgement.pooled(judgements)
     scheme = (
         f"{'species held out' if by_species else 'stratified'}, {n_folds} folds"
         f" x {repeats} repeat{'s' if repeats > 1 else ''}"
@@ -98,15 +93,10 @@ def labelled_metrics(judge, labelled: pd.DataFrame) -> dict:
         return {"live": {"rows": 0}, "labelled": {"rows": 0, "poisonous": 0, "false_edible": 0}}
     judgement, y = judge_frame(judge, labelled), dataset.label(labelled)
     live = (labelled[dataset.ROLE] == dataset.LIVE).to_numpy()
-    fields = ("verdict", "probability", "familiar", "unknown")
-    live_judgement = Judgement(*(getattr(judgement, field)[live] for field in fields))
+    every_label = verdict_metrics(y, judgement)
     return {
-        "live": verdict_metrics(y[live], live_judgement) if live.any() else {"rows": 0},
-        "labelled": {
-            "rows": len(y),
-            "poisonous": int(y.sum()),
-            "false_edible": int(((judgement.verdict == EDIBLE) & (y == 1)).sum()),
-        },
+        "live": verdict_metrics(y[live], judgement.take(live)) if live.any() else {"rows": 0},
+        "labelled": {key: every_label[key] for key in ("rows", "poisonous", "false_edible")},
     }
 
 

@@ -28,7 +28,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from mushroom.catalogue import MISSING, SPECIES_ID, DatasetCatalogue, value_indices
+from mushroom.catalogue import MISSING, SPECIES_ID, DatasetCatalogue, value_indices, with_species
 
 PAIR_SEPARATOR = "|"
 
@@ -44,18 +44,11 @@ def seen_pairs(frame: pd.DataFrame, traits) -> dict[str, list[list[str]]]:
     return seen
 
 
-def with_species(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows of a documented species: a labelled answer joined from feedback names none
-    (its species id is negative, ``mushroom.feedback``)."""
-    return frame[frame[SPECIES_ID] >= 0]
-
-
 def profile_tolerance(frame: pd.DataFrame, profiles: list[dict], numeric, quantile: float):
     """The relative excess beyond its own species' documented range (as a share of the
-    range's top) that ``quantile`` of training measurements stay within."""
+    range's top) that ``quantile`` of training measurements (rows of a species) stay within."""
     if not numeric:
         return 0.0
-    frame = with_species(frame)
     species = frame[SPECIES_ID].to_numpy()
     excess = np.zeros(len(frame))
     for trait in numeric:
@@ -161,12 +154,13 @@ def fit(
     only the species present in ``frame``."""
     traits = [catalogue.trait(f) for f in features]
     if catalogue.has_species_profiles:
-        present = sorted(with_species(frame)[SPECIES_ID].unique())
+        documented = with_species(frame)
+        present = sorted(documented[SPECIES_ID].unique())
         numeric = [t for t in traits if t.is_numeric]
         return {
             "method": "profiles",
             "limit": 0,
-            "numeric_tolerance": profile_tolerance(frame, profiles, numeric, quantile),
+            "numeric_tolerance": profile_tolerance(documented, profiles, numeric, quantile),
             "species": [profiles[s] | {"id": int(s)} for s in present],
             "fitted_on_rows": len(frame),
         }

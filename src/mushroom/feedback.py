@@ -41,7 +41,15 @@ from mushroom.catalogue import (
     DatasetCatalogue,
     measurable,
 )
-from mushroom.dataset import LIVE, ROLE, deduplicate
+from mushroom.dataset import (
+    IN_SOURCE,
+    LIVE,
+    PARTIAL,
+    ROLE,
+    TRAINING,
+    UNTRUSTED,
+    deduplicate,
+)
 from mushroom.fsutil import atomic_path
 from mushroom.params import Feedback
 from mushroom.predlog import LABEL, columns, read_predictions
@@ -100,14 +108,11 @@ def export(log: Path, out: Path) -> tuple[int, int]:
     return len(added), len(rows)
 
 
-def answered_at(rows: pd.DataFrame, errors: str = "raise") -> pd.Series:
-    return pd.to_datetime(rows["logged_at"], utc=True, errors=errors, format="ISO8601")
-
-
 def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
     """``catalogue``'s labelled answers in the dataset at ``path``, every value checked
     against the catalogue (a problem names the row, counted from 0, column and value), with
-    ``feedback_row``, the row's position in the file, and the label as ``class``."""
+    ``feedback_row``, the row's position in the file, ``answered_at``, ``logged_at`` as a
+    time, and the label as ``class``."""
     rows = _read(path)
     rows["feedback_row"] = np.arange(len(rows))
     rows = rows[rows["dataset"] == catalogue.name]
@@ -120,7 +125,10 @@ def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
             )
 
     check(LABEL, ~rows[LABEL].isin([EDIBLE, POISONOUS]), f"a label is {EDIBLE} or {POISONOUS}")
-    check("logged_at", answered_at(rows, errors="coerce").isna(), "not an ISO 8601 time")
+    rows["answered_at"] = pd.to_datetime(
+        rows["logged_at"], utc=True, errors="coerce", format="ISO8601"
+    )
+    check("logged_at", rows["answered_at"].isna(), "not an ISO 8601 time")
     for trait in catalogue.traits:
         values = rows[trait.name]
         if trait.is_numeric:
@@ -133,10 +141,6 @@ def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:
             unlisted = values.notna() & ~values.isin(trait.allowed_values)
             check(trait.name, unlisted, trait.not_a_value())
     return rows.rename(columns={LABEL: TARGET})
-
-
-TRAINING, IN_SOURCE = "training", "already_in_source"
-PARTIAL, UNTRUSTED = "left_out_partial", "left_out_untrusted_label"
 
 
 def _as_prepared(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -161,9 +165,7 @@ def join(
     columns = [*train.columns, ROLE]
     if labelled is None:
         return train, test, train.iloc[:0].assign(**{ROLE: ""})[columns], {"used": False}
-    ordered = labelled.assign(answered_at=answered_at(labelled)).sort_values(
-        ["answered_at", "feedback_row"], kind="stable"
-    )
+    ordered = labelled.sort_values(["answered_at", "feedback_row"], kind="stable")
     distinct = deduplicate(ordered, features).reset_index(drop=True)
     n_live = math.ceil(settings.live_share * len(distinct))
     role = np.full(len(distinct), TRAINING, dtype=object)

@@ -126,6 +126,19 @@ class Judgement:
     unknown: np.ndarray  # rows × traits not given, in ``Judge.trait_names`` order
     reasons: list[list[str]] | None = None
 
+    ARRAYS = ("verdict", "probability", "familiar", "unknown")
+
+    def take(self, rows: np.ndarray) -> Judgement:
+        """The judgements of ``rows`` (a mask or positions), without reasons."""
+        return Judgement(*(getattr(self, field)[rows] for field in self.ARRAYS))
+
+    @staticmethod
+    def pooled(judgements: list[Judgement]) -> Judgement:
+        """Judgements of several frames as one, in order, without reasons."""
+        return Judgement(
+            *(np.concatenate([getattr(j, field) for j in judgements]) for field in Judgement.ARRAYS)
+        )
+
 
 class Judge:
     def __init__(self, scorer: FastScorer, familiarity: Familiarity, policy: Policy):

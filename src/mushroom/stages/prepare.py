@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mushroom import dataset, feedback
-from mushroom.catalogue import EDIBLE, MISSING, POISONOUS, TARGET, get_catalogue
+from mushroom.catalogue import EDIBLE, MISSING, POISONOUS, TARGET, get_catalogue, with_species
 from mushroom.fsutil import atomic_dir, write_json
 from mushroom.params import ParamsError, load_params
 from mushroom.rawdata import SPECIES_ID, RawDataError, data_file, read_raw, read_species_profiles
@@ -81,7 +81,7 @@ def summarise(
         "missing": {f: n for f, n in missing.items() if n},
     }
     if SPECIES_ID in full:
-        train_species = set(train[SPECIES_ID][train[SPECIES_ID] >= 0])  # < 0: feedback rows
+        train_species = set(with_species(train)[SPECIES_ID])
         summary["species"] = {
             "train": len(train_species),
             "test": int(test[SPECIES_ID].nunique()),
