@@ -18,11 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mushroom import feedback, history
 from mushroom.batch import predict
 from mushroom.feedback import FEEDBACK_PATH
 from mushroom.history import HISTORY_PATH
-from mushroom.monitoring import SNAPSHOT_PATH
-from mushroom.predlog import LIVE_DIR, log_path
+from mushroom.monitoring import SNAPSHOT_PATH, write_snapshot
+from mushroom.predlog import LIVE_DIR, LogUnavailable, log_path
 
 HEALTHY, DATASET_DRIFT, PREDICTION_DRIFT, LABELLED_FALSE_EDIBLE = 0, 3, 4, 5
 """``mushroom monitor check`` exit codes; with several findings, the most severe (highest)."""
@@ -33,9 +34,6 @@ LIVE_REPORT = LIVE_DIR / "drift.json"
 def monitor_snapshot(args: argparse.Namespace) -> int:
     """The live log's answers and labels into the snapshot the drift stage judges, then
     ``dvc add``-ed, so committing its .dvc file and ``dvc push`` version the window."""
-    from mushroom.monitoring import write_snapshot
-    from mushroom.predlog import LogUnavailable
-
     try:
         rows = write_snapshot(args.log or log_path(), args.out)
     except LogUnavailable as exc:
@@ -62,9 +60,6 @@ def dvc_add(command: str, path: Path, then: str) -> int:
 
 def feedback_export(args: argparse.Namespace) -> int:
     """The live log's labelled answers into the feedback dataset, then ``dvc add``-ed."""
-    from mushroom import feedback
-    from mushroom.predlog import LogUnavailable
-
     try:
         added, total = feedback.export(args.log or log_path(), args.out)
     except (LogUnavailable, feedback.FeedbackError) as exc:
@@ -145,8 +140,6 @@ def monitor_check(args: argparse.Namespace) -> int:
 
 def monitor_history(args: argparse.Namespace) -> int:
     """Every kept drift run, oldest first: the trend without the UI."""
-    from mushroom import history
-
     try:
         kept = history.runs(args.history)
     except history.HistoryError as exc:

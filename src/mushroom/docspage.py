@@ -81,6 +81,7 @@ class DocsPage:
     def __init__(self, app: ASGIApp, info: dict[str, str]):
         self.app, self.info = app, info
         self.page, self.policy = _page(info)
+        self.document: tuple[list, bytes] | None = None  # /docs.json, once built
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
@@ -96,7 +97,11 @@ class DocsPage:
             await self.app(scope, receive, send)
 
     async def docs_json(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """BentoML's document, completed and its ``info`` replaced."""
+        """BentoML's document, completed and its ``info`` replaced: built on the first
+        request that BentoML answers 200, then kept (it cannot change while serving)."""
+        if self.document is not None:
+            await send_whole(send, 200, *self.document)
+            return
         start: Message = {}
         chunks: list[bytes] = []
 
@@ -109,7 +114,9 @@ class DocsPage:
 
         await self.app(scope, receive, keep)
         body = b"".join(chunks)
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
         if start["status"] == 200:
             body = json.dumps(document_http(json.loads(body)) | {"info": self.info}).encode()
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+            kept = [(k, v) for k, v in headers if k.lower() == b"content-type"]
+            self.document = kept, body  # not BentoML's per-request headers
         await send_whole(send, start["status"], headers, body)

@@ -109,11 +109,8 @@ def _is_corruption(exc: BaseException | None) -> bool:
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_dev, stat.st_ino
+    version = _file_version(path)
+    return version[:2] if version else None
 
 
 def _file_version(path: Path) -> tuple[int, ...] | None:
