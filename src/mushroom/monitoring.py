@@ -118,9 +118,9 @@ def missingness(reference: pd.DataFrame, current: pd.DataFrame, features: list[s
     return shares
 
 
-def with_banner(html_path: Path, summary: dict) -> None:
-    """Put what was judged (the source, or why drift was not judged) and the missingness
-    at the top of the page: Evidently's report has no place for free text."""
+def with_banner(page: str, summary: dict) -> str:
+    """``page`` (Evidently's HTML) with what was judged (the source, or why drift was not
+    judged) and the missingness at its top: Evidently's report has no place for free text."""
     cells = "".join(
         f"<tr><td>{html.escape(trait)}</td>"
         + "".join(f"<td>{s[f'{side}_{kind}']:.1%}</td>" for kind in KINDS for side in SIDES)
@@ -137,8 +137,7 @@ def with_banner(html_path: Path, summary: dict) -> None:
     box = (
         f'<div id="mushroom-drift" style="font-family:sans-serif;padding:8px">{lines}{table}</div>'
     )
-    page = html_path.read_text() or "<html><body></body></html>"  # no Evidently report
-    html_path.write_text(page.replace("<body>", f"<body>{box}", 1))
+    return page.replace("<body>", f"<body>{box}", 1)
 
 
 def report_lines(summary: dict) -> list[str]:

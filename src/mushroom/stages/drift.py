@@ -125,10 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(current)} logged rows, fewer than drift.min_rows = {params.min_rows}"
         )
     summary |= live_quality(logged)
+    page = (
+        with_quality_section(evidently_run, logged).get_html_str(as_iframe=False)
+        if evidently_run is not None or summary["labelled"]
+        else "<html><body></body></html>"
+    )
     with atomic_path(args.html) as tmp:
-        if evidently_run is not None or summary["labelled"]:
-            with_quality_section(evidently_run, logged).save_html(str(tmp))
-        with_banner(tmp, summary)
+        tmp.write_text(with_banner(page, summary), encoding="utf-8")
     write_json(args.json, summary)
     print(f"drift: {report_lines(summary)[0]}")
     for request_id in summary.get("false_edible_request_ids", []):
