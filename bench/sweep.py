@@ -23,38 +23,71 @@ from servefixtures import trained_workdir  # noqa: E402
 
 MODELS = ["logreg", "random_forest", "hist_gb", "naive_bayes"]
 SETUPS = ["uci/random", "secondary/random", "secondary/species"]
-COLUMNS = (
-    "accuracy",
-    "roc_auc",
-    "false_edible_rate",
-    "unsafe_edible_share",
-    "coverage",
-    "abstention_rate",
-    "unfamiliar_rate",
+HEADER = (
+    "dataset",
+    "test split",
+    "evaluated on",
+    "model",
+    "rows",
+    "false edible (n/poisonous; 95 % high)",
+    "coverage [95 % bounds]",
+    "as sent",
+    "largest P(poisonous) answered edible",
+    "abstention",
+    "unfamiliar",
+    "safety: edible answers",
+    "margin; poisonous tested; 95 % high",
+    "gate",
 )
 
 
-def count(figures: dict, key: str, of: str) -> str:
-    return f"{figures[key]:.4f} ({figures[of.split('/')[0]]}/{figures[of.split('/')[1]]})"
-
-
-def row(setup: str, model: str, split: str, figures: dict, safety: dict, gate: bool) -> str:
+def row(setup: str, model: str, split: str, figures: dict, reports: dict) -> str:
+    test = split == "test"
+    evidence = reports["held_out"]["edible_evidence"]
+    largest = figures["edible_probability_max"]
     cells = [
         *setup.split("/"),
-        split if split != "cv" else figures["scheme"],
+        split if not test else "test",
         model,
         f"{figures['rows']:,}",
-        f"{figures['accuracy']:.4f}",
-        f"{figures['roc_auc']:.4f}" if figures["roc_auc"] is not None else "–",
-        count(figures, "false_edible_rate", "false_edible/poisonous"),
-        count(figures, "unsafe_edible_share", "false_edible/edible_answers"),
-        f"{figures['coverage']:.4f}",
+        f"{figures['false_edible']}/{figures['poisonous']:,}; "
+        f"{figures['false_edible_rate_high_95']:.2g}",
+        f"{figures['coverage']:.4f} [{figures['coverage_low_95']:.4f}, "
+        f"{figures['coverage_high_95']:.4f}]",
+        f"{figures['as_sent']['coverage']:.4f}" if test else "",
+        f"{largest:.4f}" if largest is not None else "–",
         f"{figures['abstention_rate']:.4f}",
         f"{figures['unfamiliar_rate']:.4f}",
-        safety if split == "test" else "",
-        ("passed" if gate else "FAILED") if split == "test" else "",
+        safety_counts(reports["safety"]) if test else "",
+        f"{reports['held_out']['lookalike_traits']}; {evidence['poisonous_tested']:,}; "
+        f"{evidence['false_edible_rate_high_95']:.2g}"
+        if test
+        else "",
+        gate_cell(reports["gate"]) if test else "",
     ]
+    if not test:
+        cells[2] = figures["scheme"]
     return "| " + " | ".join(cells) + " |"
+
+
+def safety_counts(safety: dict) -> str:
+    """single trait / random / monotonicity / poison odors (UCI) / misread / not known /
+    unseen: every count of edible answers (violations) of the safety suite."""
+    counts = [
+        safety["single_trait"]["edible"],
+        safety["random"]["edible"],
+        safety["monotonicity"]["violations"],
+        *([safety["poison_markers"]["edible"]] if safety["poison_markers"] else []),
+        safety["misread"]["edible"],
+        safety["not_known"]["violations"],
+        safety["unseen"]["edible"],
+    ]
+    return "/".join(str(n) for n in counts)
+
+
+def gate_cell(gate: dict) -> str:
+    failed = [c["metric"] for c in gate["checks"] if not c["passed"]]
+    return "passed" if not failed else "failed: " + ", ".join(failed)
 
 
 def main() -> None:
@@ -62,12 +95,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=MODELS, choices=MODELS)
     parser.add_argument("--only", nargs="+", default=SETUPS, choices=SETUPS)
     args = parser.parse_args()
-    print(
-        "| dataset | test split | evaluated on | model | rows | accuracy | roc_auc | "
-        "false_edible_rate (n/poisonous) | unsafe_edible_share (n/edible answers) | coverage "
-        "| abstention_rate | unfamiliar_rate | safety: edible answers | gate |"
-    )
-    print("|" + "---|" * 14)
+    print("| " + " | ".join(HEADER) + " |")
+    print("|" + "---|" * len(HEADER))
     for setup in args.only:
         dataset, split = setup.split("/")
         for model in args.models:
@@ -86,19 +115,12 @@ def main() -> None:
                     evaluate__cv__repeats=2,
                 )
                 seconds = time.perf_counter() - started
-                reports = workdir / "reports"
-                metrics = json.loads((reports / "metrics.json").read_text())
-                safety = json.loads((reports / "safety.json").read_text())
-                edible = [
-                    safety["single_trait"]["edible"],
-                    safety["random"]["edible"],
-                    safety["monotonicity"]["violations"],
-                ]
-                if safety["poison_markers"]:
-                    edible.append(safety["poison_markers"]["edible"])
-                summary = "/".join(str(n) for n in edible)
+                reports = {
+                    name: json.loads((workdir / "reports" / f"{name}.json").read_text())
+                    for name in ("metrics", "safety", "gate", "held_out")
+                }
                 for name in ("test", "cv"):
-                    print(row(setup, model, name, metrics[name], summary, metrics["gate_passed"]))
+                    print(row(setup, model, name, reports["metrics"][name], reports))
                 print(f"<!-- {setup} {model}: {seconds:.0f} s -->", file=sys.stderr, flush=True)
             sys.stdout.flush()
 

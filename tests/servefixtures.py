@@ -183,6 +183,16 @@ def kill_tree(root: int) -> None:
 SOURCE_SERVICE = "mushroom.service:MushroomClassifier"
 
 
+@contextlib.contextmanager
+def serving(promoted: Promoted, folder: Path):
+    """A server of ``promoted`` logging into ``folder``, stopped on leaving."""
+    server = Server(promoted, folder / "predictions.db")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -70,7 +70,7 @@ def test_the_built_bento_serves_the_promoted_model(built, uci_model, tmp_path):
         info = httpx.get(f"{server.url}/model", timeout=30).json()
     finally:
         server.stop()
-    assert answer["verdict"] == "uncertain" and answer["model_version"].endswith(":1")
+    assert answer["verdict"] == "poisonous" and answer["model_version"].endswith(":1")
     assert answer["reasons"][0] == "unfamiliar" and "odor=foul" in answer["reasons"]
     assert info["bento_model"] == uci_model.tag
     name, version = tag.split(":")

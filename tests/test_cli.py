@@ -13,11 +13,12 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import TypeAdapter
 
-from mushroom.api_schema import mushroom_model
+from mushroom.api_schema import NOT_KNOWN_HINT, mushroom_model
 from mushroom.batch import ANSWER_COLUMNS, validate_rows
 from mushroom.catalogue import SECONDARY, UCI
 from mushroom.cli import main
@@ -82,7 +83,9 @@ def test_batch_cli_gives_the_service_answers(uci_model, pulled_repo, tmp_path):
     )
     assert out["verdict"].tolist() == [a["verdict"] for a in answers]
     assert out["reasons"].tolist() == ["; ".join(a["reasons"]) for a in answers]
-    assert (out["unknown_traits"] == "").all()  # every trait given ("?" is not recorded)
+    # "?" is "I don't know" to the API: the stalk root of those rows is unknown
+    unknown = out["unknown_traits"].fillna("")
+    assert (unknown == np.where(out["stalk-root"] == "?", "stalk_root", "")).all()
     assert not ((out["class"] == "p") & (out["verdict"] == "edible")).any()
 
 
@@ -93,10 +96,10 @@ def test_batch_cli_rejects_bad_rows_naming_line_and_field(predict, tmp_path):
     assert predict(source, "-o", out) == (
         2,
         f"mushroom predict: {source}: line 3: odor: 'rotten': Input should be 'almond', 'anise', "
-        "'creosote', 'fishy', 'foul', 'musty', 'none', 'pungent', 'spicy' or 'missing', or a "
-        f"code letter, in any case\n{source}: line 4: cap-shape: 'y': Input should be 'bell', "
-        "'conical', 'convex', 'flat', 'knobbed', 'sunken' or 'missing', or a code letter, in "
-        "any case\n",
+        "'creosote', 'fishy', 'foul', 'musty', 'none', 'pungent' or 'spicy', or a code letter, in "
+        f"any case; {NOT_KNOWN_HINT}\n{source}: line 4: cap-shape: 'y': Input should be 'bell', "
+        "'conical', 'convex', 'flat', 'knobbed' or 'sunken', or a code letter, in any case; "
+        f"{NOT_KNOWN_HINT}\n",
     )
     assert not out.exists()
 
@@ -152,7 +155,7 @@ def test_long_values_are_cut_and_errors_capped(predict, tmp_path):
     cut = repr("0" + "x" * (SHOWN_CHARACTERS - 1))
     assert lines[0] == f"mushroom predict: {source}: line 2: odor: {cut}...: " + (
         "Input should be 'almond', 'anise', 'creosote', 'fishy', 'foul', 'musty', 'none', "
-        "'pungent', 'spicy' or 'missing', or a code letter, in any case"
+        f"'pungent' or 'spicy', or a code letter, in any case; {NOT_KNOWN_HINT}"
     )
     assert max(len(line) for line in lines) < 400
 

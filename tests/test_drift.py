@@ -11,6 +11,7 @@ import pytest
 
 import rawfixtures
 import repocopy
+from mushroom.catalogue import NOT_RECORDED
 from mushroom.classifier import Classifier
 from mushroom.cli import main as mushroom
 from mushroom.monitoring import write_snapshot
@@ -129,12 +130,21 @@ def test_unseen_species_report_on_the_secondary_data(pulled_repo, tmp_path, caps
         )
 
 
+def as_sent(frame: pd.DataFrame, features: list[str]) -> list[dict]:
+    """Rows as a person sends them: a trait the data leaves "not recorded" is left out (a
+    person cannot give it; the service logs it unknown)."""
+    return [
+        {k: v for k, v in row.items() if v != NOT_RECORDED}
+        for row in frame[features].to_dict(orient="records")
+    ]
+
+
 def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_home, tmp_path):
     """Rows logged by the service's own code, with traits left out, are the current data:
     values given are compared, how often a trait was left out is reported apart."""
     classifier = served_classifier(uci_model, bentoml_home)
     test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
-    records = test[classifier.features].to_dict(orient="records")
+    records = as_sent(test, classifier.features)
     for record in records[::2]:
         record.pop("habitat")  # left out: logged as unknown
     mushrooms = [classifier.mushroom(r) for r in records[:600]]
@@ -153,7 +163,14 @@ def test_drift_reads_the_log_the_service_writes(uci_model, pulled_repo, bentoml_
     assert report["missingness"]["habitat"]["current_unknown"] == pytest.approx(0.5, abs=0.02)
     assert report["missingness"]["habitat"]["reference_unknown"] == 0
     # a description with a trait left out is unlike any training description
-    assert report["unfamiliar_share"] == pytest.approx(0.5, abs=0.02) and report["unfamiliar_alarm"]
+    judged = records[100:600]
+    partial = sum("habitat" not in r or "stalk_root" not in r for r in judged) / len(judged)
+    assert partial > 0.5 and report["unfamiliar_share"] == pytest.approx(partial, abs=0.01)
+    assert report["unfamiliar_alarm"]
+    # the data's own "not recorded" is reported apart, never compared as a value
+    stalk_root = report["missingness"]["stalk_root"]
+    assert stalk_root["reference_not_recorded"] > 0.2 and stalk_root["current_not_recorded"] == 0
+    assert "stalk_root" not in report["drifted_columns"]
     too_few = run_drift(
         uci_model.workdir, tmp_path, log=tmp_path / "predictions.db", drift__min_rows=1000
     )
@@ -386,7 +403,7 @@ def test_a_few_partial_descriptions_are_missingness_not_drift(
     left out became a new category "missing" and most traits drifted."""
     classifier = served_classifier(uci_model, bentoml_home)
     test = pd.read_parquet(uci_model.workdir / "prepared" / "test.parquet")
-    records = test[classifier.features].head(260).to_dict(orient="records")
+    records = as_sent(test.head(260), classifier.features)
     kept = ("odor", "spore_print_color", "habitat")
     for i in range(12):
         records[i] = {trait: records[i][trait] for trait in kept}
@@ -402,7 +419,8 @@ def test_a_few_partial_descriptions_are_missingness_not_drift(
     left_out = [t for t in classifier.features if t not in kept]
     assert len(report["drifted_columns"]) <= 2, report["column_scores"]
     for trait in left_out:
-        assert report["missingness"][trait]["current_unknown"] == round(12 / 260, 4)
+        unknown = sum(trait not in r for r in records) / 260  # stalk_root: also not recorded
+        assert report["missingness"][trait]["current_unknown"] == round(unknown, 4)
     assert "odor" not in report["missingness"]
     html = (tmp_path / "drift" / "drift.html").read_text()
     assert "<tr><td>cap_shape</td><td>4.6%</td><td>0.0%</td><td>0.0%</td><td>0.0%</td></tr>" in html

@@ -35,9 +35,9 @@ def problems(tmp_path: Path, **changes) -> list[str]:
 def test_the_repository_params_load_as_written():
     params = load_params(REPO / "params.yaml")
     assert params.as_dict() == yaml.safe_load((REPO / "params.yaml").read_text())
-    assert params.train.logreg.C == 1.0 and params.serve.max_mushrooms == 1000
+    assert params.train.logreg.C == 10.0 and params.serve.max_mushrooms == 1000
     flat = flatten(params.as_dict())  # what MLflow logs
-    assert flat["train.logreg.C"] == 1.0 and flat["train.random_forest.max_depth"] is None
+    assert flat["train.logreg.C"] == 10.0 and flat["train.random_forest.max_depth"] is None
     assert flat["train.search.grid.logreg.C"] == [0.01, 0.1, 1.0, 10.0]
 
 
@@ -125,7 +125,7 @@ UNKNOWN = "not a known key (obsolete or misspelt?); known here:"
         (
             {"drift.shift_to": "town"},
             "drift.shift_to = 'town': not a value of habitat; values: grasses, leaves, meadows, "
-            "paths, urban, waste, woods, missing",
+            "paths, urban, waste, woods, not_recorded",
         ),
     ],
 )

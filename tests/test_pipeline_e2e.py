@@ -82,19 +82,20 @@ def test_repro_then_noop_then_train_param_reruns_only_train_evaluate_drift(repo)
 
     assert stages_run(run(["dvc", "repro"], repo)) == []
 
-    set_params(repo / "params.yaml", {"train.model": "random_forest"})
+    set_params(repo / "params.yaml", {"train.logreg.C": 1.0})
     assert stages_run(run(["dvc", "repro"], repo)) == ["train", "evaluate", "drift"]
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     test = metrics["test"]
-    assert test["accuracy"] >= 0.99 and test["coverage"] >= 0.99
+    assert test["accuracy"] >= 0.98 and test["coverage"] >= 0.98
     assert test["false_edible"] == 0 and metrics["gate_passed"] is True
     assert (metrics["dataset"], test["split"], test["rows"]) == ("uci", "random", 1625)
     assert json.loads((repo / "reports/safety.json").read_text())["random"]["edible"] == 0
 
     runs = mlflow_runs(repo)
     assert set(runs["status"]) == {"FINISHED"} and runs["run_uuid"].nunique() == 2
-    latest = runs[runs["name"].str.startswith("random_forest-onehot-uci-random")]
-    logged = dict(zip(latest["key"], latest["value"], strict=True))
+    assert set(runs["name"]) == {"logreg-onehot-uci-random"}
+    figures = [dict(zip(g["key"], g["value"], strict=True)) for _, g in runs.groupby("run_uuid")]
+    (logged,) = [f for f in figures if f["test.coverage"] == test["coverage"]]  # C = 1's run
     assert logged["test.accuracy"] == test["accuracy"] and logged["test.false_edible"] == 0
     assert {"cv.false_edible_rate", "held_out.roc_auc", "safety.random.edible"} <= set(logged)
 

@@ -21,7 +21,7 @@ import rawfixtures
 from mushroom.catalogue import (
     CLASS_CODES,
     EDIBLE,
-    MISSING,
+    NOT_RECORDED,
     POISONOUS,
     SECONDARY,
     TARGET,
@@ -455,20 +455,20 @@ def test_codes_decode_to_unique_readable_names(catalogue, trait):
     assert len(set(names)) == len(names), f"two codes share a name: {names}"
     for name in names:
         assert re.fullmatch(r"[a-z]+(-[a-z]+)*", name) and len(name) > 1, name
-        assert name != MISSING
-    assert set(trait.allowed_values) == set(names) | {MISSING}
+        assert name != NOT_RECORDED
+    assert set(trait.allowed_values) == set(names) | {NOT_RECORDED}
 
 
 def test_uci_question_mark_is_missing_only_in_stalk_root():
-    assert UCI.trait("stalk-root").decode("?") == MISSING
+    assert UCI.trait("stalk-root").decode("?") == NOT_RECORDED
     assert [t.column for t in UCI.categorical if t.missing_codes] == ["stalk-root"]
     with pytest.raises(KeyError):
         UCI.trait("odor").decode("?")
 
 
 @pytest.mark.parametrize("trait", SECONDARY.categorical, ids=lambda t: t.column)
-def test_secondary_blank_is_missing(trait):
-    assert trait.decode("") == MISSING
+def test_secondary_blank_is_not_recorded(trait):
+    assert trait.decode("") == NOT_RECORDED
 
 
 @pytest.mark.parametrize(("catalogue", "trait"), ALL_TRAITS)
@@ -538,13 +538,13 @@ def test_read_raw_spells_missing_values(uci_raw, secondary_raw):
         r[FORMATS["uci"].columns.index("stalk-root")] for r in read_records(uci_raw, FORMATS["uci"])
     ]
     uci = read_raw("uci", uci_raw)
-    assert (uci["stalk_root"] == MISSING).sum() == stalk_root.count("?") > 0
+    assert (uci["stalk_root"] == NOT_RECORDED).sum() == stalk_root.count("?") > 0
 
     set_field("secondary", 3, "cap-diameter", "")(secondary_raw)
     set_field("secondary", 3, "cap-shape", "")(secondary_raw)
     row = read_raw("secondary", secondary_raw).set_index(SOURCE_LINE).loc[3]
     assert np.isnan(row["cap_diameter"])
-    assert row["cap_shape"] == MISSING
+    assert row["cap_shape"] == NOT_RECORDED
 
 
 def test_secondary_species_come_from_blocks_and_primary_file(secondary_raw):

@@ -15,11 +15,20 @@ import pytest
 from mushroom import dataset, safety
 from mushroom.bundle import load_bundle
 from mushroom.catalogue import get_catalogue
-from mushroom.policy import EDIBLE, MAX_EDIBLE_BELOW, UNCERTAIN, choose
+from mushroom.policy import EDIBLE, UNCERTAIN, Limits, choose, rate_high
 from mushroom.rawdata import PRIMARY_FILE, ROWS_PER_SPECIES, SECONDARY_FILE
 from servefixtures import trained_workdir
 
-CAUSES = ("unfamiliar", "unknown:", "poisonous_species:", "borderline")
+CAUSES = (
+    "unfamiliar",
+    "unseen:",
+    "unknown:",
+    "undocumented:",
+    "poisonous_species:",
+    "lookalike:",
+    "borderline",
+    "no_edible_region",
+)
 
 
 def bundle_of(workdir: Path):
@@ -55,7 +64,7 @@ def test_thresholds_are_chosen_on_the_training_split_alone(uci_model):
     workdir = uci_model.workdir
     train, test = split(workdir, dataset.TRAIN_FILE), split(workdir, dataset.TEST_FILE)
     held_out = json.loads((workdir / "models" / "policy.json").read_text())["held_out"]
-    assert held_out["rows"] == len(train) and held_out["folds"] == 2
+    assert held_out["rows"] == len(train) and held_out["folds"] == 5
     assert held_out["source_lines_sha256"] == dataset.rows_digest(train)
     assert held_out["source_lines_sha256"] != dataset.rows_digest(pd.concat([train, test]))
     assert set(train["source_line"]).isdisjoint(test["source_line"])
@@ -68,20 +77,52 @@ def test_the_edible_threshold_is_the_highest_that_meets_the_rate():
     y = rng.integers(0, 2, 2000)
     logit = rng.normal(0, 1, 2000) + 4 * (y - 0.5)
     familiar = rng.random(2000) > 0.05
-    fits_poisonous = np.zeros(2000, bool)
+    lookalike = np.zeros(2000, bool)
+    cap = 0.5
     for rate in (0.0, 0.01, 0.2):
-        policy, held_out = choose(y, logit, logit, familiar, fits_poisonous, rate, 0.01)
+        limits = Limits(rate, 0.01, max_edible_risk=cap, max_cv_false_edible_rate=1.0)
+        policy, held_out = choose(y, logit, logit, familiar, lookalike, limits)
         p = policy.calibrated(logit)
         edible = familiar & (p < policy.edible_below)
         allowed = int(np.floor(rate * (y == 1).sum()))
         assert (edible & (y == 1)).sum() == held_out["false_edible"] <= allowed
         # one step higher would admit one more poisonous mushroom than allowed, unless the
-        # threshold stopped at even odds
+        # threshold stopped at max_edible_risk
         riskier = familiar & (p <= policy.edible_below) & (y == 1)
-        assert riskier.sum() == allowed + 1 or policy.edible_below == MAX_EDIBLE_BELOW
+        assert riskier.sum() == allowed + 1 or policy.edible_below == cap
         assert policy.edible_below <= policy.poisonous_from
-        assert ((p >= policy.poisonous_from) & familiar & (y == 0)).sum() <= 0.01 * (y == 0).sum()
-    assert policy.edible_below == MAX_EDIBLE_BELOW  # a rate of 0.2 would allow more
+        assert ((p >= policy.poisonous_from) & (y == 0)).sum() <= 0.01 * (y == 0).sum()
+        evidence = held_out["edible_evidence"]
+        assert evidence["poisonous_tested"] == (familiar & (y == 1)).sum()
+        assert evidence["false_edible"] == held_out["false_edible"]
+        assert evidence["false_edible_rate_high_95"] == pytest.approx(
+            rate_high(held_out["false_edible"], evidence["poisonous_tested"]), abs=1e-6
+        )
+    assert policy.edible_below == cap  # a rate of 0.2 would allow more
+
+
+def test_edible_answers_need_evidence_and_never_exceed_the_risk_cap():
+    """0 errors in n tested: the 95 % upper bound is about 3/n; with too few held-out
+    poisonous mushrooms behind it for the bound to meet the gate's rate, there is no edible
+    region, and the policy says why."""
+    assert rate_high(0, 1000) == pytest.approx(1 - 0.05 ** (1 / 1000))
+    assert 0.0029 < rate_high(0, 1000) < 0.0030 and rate_high(0, 0) == 1.0
+    assert rate_high(3, 1000) > rate_high(0, 1000)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 1000)
+    logit = rng.normal(0, 1, 1000) + 8 * (y - 0.5)
+    familiar, lookalike = np.ones(1000, bool), np.zeros(1000, bool)
+    roomy = Limits(0.0, 0.01, max_edible_risk=0.01, max_cv_false_edible_rate=0.01)
+    policy, held_out = choose(y, logit, logit, familiar, lookalike, roomy)
+    assert 0 < policy.edible_below <= 0.01 and held_out["edible_evidence"]["edible_region"]
+    strict = Limits(0.0, 0.01, max_edible_risk=0.01, max_cv_false_edible_rate=0.001)
+    policy, held_out = choose(y, logit, logit, familiar, lookalike, strict)
+    evidence = held_out["edible_evidence"]
+    assert policy.edible_below == 0 and held_out["coverage"] == 0
+    assert evidence["needed"] == 2995 > evidence["poisonous_tested"] == (y == 1).sum()
+    assert (
+        not evidence["edible_region"] and "2995 with no error would be needed" in (evidence["why"])
+    )
 
 
 def test_training_descriptions_are_familiar(uci_model, secondary_species):
@@ -118,8 +159,11 @@ def test_random_and_single_trait_descriptions_are_never_edible(uci_model, second
     assert report["random"]["descriptions"] == 10_000
     assert report["random"]["edible"] == 0 and report["random"]["unfamiliar"] >= 9_990
     assert report["single_trait"]["edible"] == 0 and report["monotonicity"]["violations"] == 0
+    catalogue = get_catalogue(which)
     if which == "uci":
-        assert report["single_trait"]["descriptions"] == 125
+        assert report["single_trait"]["descriptions"] == sum(
+            len(t.describable_values) for t in catalogue.traits
+        )
         assert report["poison_markers"]["edible"] == 0
         assert report["poison_markers"]["descriptions"] == 6 * (10_000 + 1625)
 
@@ -147,9 +191,10 @@ def test_removing_traits_never_turns_an_answer_edible(uci_model, tmp_path, model
     starts = pd.concat([test[verdicts == EDIBLE], test[verdicts != EDIBLE].head(500)])
     found = safety.monotonicity(judge, catalogue, starts, seed=3)
     assert found["pairs"] >= 5 * len(starts) and found["violations"] == 0
-    # The loose limit lets partial descriptions be familiar: the worst case does the work.
+    # The loose limit lets partial descriptions be familiar: the worst case does the work
+    # (two traits with no value a training mushroom lacked: others are never familiar).
     partial = starts.copy()
-    partial[["stalk_root", "habitat"]] = None
+    partial[["population", "habitat"]] = None
     answered = judge.judge(*judge.scorer.index_frame(partial))
     full = judge.judge(*judge.scorer.index_frame(starts), reasons=False)
     assert answered.familiar.any()
@@ -170,11 +215,11 @@ def test_uncertain_answers_carry_their_reason_and_reasons_are_stable(uci_model, 
         partial.iloc[:, ::4] = None
         frame = pd.concat([test, random, partial], ignore_index=True)
         first = judge.judge(*judge.scorer.index_frame(frame))
-        assert (first.verdict == UNCERTAIN).sum() >= 800
+        assert (first.verdict == UNCERTAIN).sum() >= 500
         for verdict, reasons in zip(first.verdict, first.reasons, strict=True):
             if verdict == UNCERTAIN:
                 assert reasons and reasons[0].startswith(CAUSES), reasons
-            assert len([r for r in reasons if "=" in r]) <= 3
+            assert len([r for r in reasons if "=" in r and ":" not in r]) <= 3  # pushers
         order = np.random.default_rng(0).permutation(len(frame))
         again = judge.judge(*judge.scorer.index_frame(frame.iloc[order]))
         assert [first.reasons[i] for i in order] == again.reasons

@@ -11,12 +11,12 @@ from sklearn.pipeline import Pipeline
 
 import rawfixtures
 from mushroom import dataset
-from mushroom.catalogue import get_catalogue
+from mushroom.catalogue import NOT_RECORDED, get_catalogue
+from mushroom.familiarity import Completions
 from mushroom.modeling import build_featurizer, build_model
 from mushroom.params import load_params
 from mushroom.rawdata import read_raw
 from mushroom.scoring import FastScorer, describe_training
-from mushroom.stages.prepare import drop_constant
 
 COMBINATIONS = [("logreg", encoder) for encoder in ("onehot", "ordinal", "target", "count")] + [
     (model, "onehot") for model in ("random_forest", "hist_gb", "naive_bayes")
@@ -33,8 +33,7 @@ def frames(pulled_repo):
 @pytest.mark.parametrize(("model", "encoder"), COMBINATIONS)
 def test_fast_path_equals_pipeline_on_every_row(frames, tmp_path, name, model, encoder):
     catalogue = get_catalogue(name)
-    frame, _ = drop_constant(frames[name], catalogue.trait_names)
-    features = [t for t in catalogue.trait_names if t in frame]
+    frame, features = frames[name], catalogue.trait_names
     params = load_params(
         rawfixtures.write_params(
             tmp_path / "params.yaml",
@@ -84,8 +83,10 @@ def test_the_classifier_answers_like_the_pipeline_however_values_are_spelled(
     frames, uci_model, bentoml_home
 ):
     """Readable names, code letters in either case and odd spellings give one answer (the
-    pipeline's probability, calibrated as the policy says); the logged traits are the
-    readable names; request ids are unique and grow with time."""
+    pipeline's probability, calibrated as the policy says: a trait not known is scored as the
+    data's "not recorded", which a person cannot give: the raw "?", its readable name and
+    every spelling of "I don't know" are unknown); the logged traits are the readable names,
+    None where unknown; request ids are unique and grow with time."""
     from mushroom.bundle import load_bundle
     from mushroom.classifier import Classifier
 
@@ -112,8 +113,10 @@ def test_the_classifier_answers_like_the_pipeline_however_values_are_spelled(
     for answers, values in results.values():
         fast = [a["probability_poisonous"] for a in answers]
         np.testing.assert_allclose(fast, expected, rtol=0, atol=1e-9)
-        assert [list(row) for row in zip(*values, strict=True)] == [list(r.values()) for r in names]
-        assert all(answer["unknown_traits"] == [] for answer in answers)
+        logged = [[None if v == NOT_RECORDED else v for v in r.values()] for r in names]
+        assert [list(row) for row in zip(*values, strict=True)] == logged
+        unknown = [[t for t, v in r.items() if v == NOT_RECORDED] for r in names]
+        assert [answer["unknown_traits"] for answer in answers] == unknown
     for key in ("verdict", "reasons"):
         kinds = [[a[key] for a in answers] for answers, _ in results.values()]
         assert kinds[0] == kinds[1] == kinds[2]
@@ -124,8 +127,7 @@ def test_the_classifier_answers_like_the_pipeline_however_values_are_spelled(
 
 def _scorer(frames, tmp_path, name, model, rows=1500, seed=0):
     catalogue = get_catalogue(name)
-    frame, _ = drop_constant(frames[name], catalogue.trait_names)
-    features = [t for t in catalogue.trait_names if t in frame]
+    frame, features = frames[name], catalogue.trait_names
     params = load_params(
         rawfixtures.write_params(
             tmp_path / "params.yaml", train__model=model, train__random_forest__n_estimators=20
@@ -143,12 +145,13 @@ def _scorer(frames, tmp_path, name, model, rows=1500, seed=0):
 
 @pytest.mark.parametrize("name", ["uci", "secondary"])
 @pytest.mark.parametrize("model", ["logreg", "naive_bayes", "random_forest", "hist_gb"])
-def test_the_worst_case_over_unknown_traits_bounds_every_value_they_may_take(
+def test_the_worst_and_best_cases_over_unknown_traits_bound_every_value_they_may_take(
     frames, tmp_path, name, model
 ):
     """Two traits made unknown (secondary: one a measurement): every combination of their
-    values, measurements on a grid of the training range, scores at most the worst case;
-    logistic regression reaches it exactly; a known trait's worst case is its own score."""
+    values, measurements on a grid of the training range, scores at most the worst case and
+    at least the lowest (the best case); logistic regression reaches both exactly; a known
+    trait's worst case is its own score."""
     scorer, frame = _scorer(frames, tmp_path, name, model)
     index, numbers = scorer.index_frame(frame.sample(25, random_state=1))
     rng = np.random.default_rng(0)
@@ -177,11 +180,25 @@ def test_the_worst_case_over_unknown_traits_bounds_every_value_they_may_take(
                     combo[b] = j
                     combos.append(combo)
                     measures.append(x)
-        best = scorer.logit(np.array(combos), np.array(measures)).max()
+        scores = scorer.logit(np.array(combos), np.array(measures))
         bound = scorer.worst_logit(unknown_index, unknown_numbers)[0]
-        assert bound >= best - 1e-9
+        assert bound >= scores.max() - 1e-9
         if scorer.tabled:  # logistic regression: exact (a measurement peaks at an end)
-            assert bound == pytest.approx(best, abs=1e-6)
+            assert bound == pytest.approx(scores.max(), abs=1e-6)
+        # the lowest over the same values, given as a mask and an interval
+        mask = np.zeros((1, sum(scorer.unknown_index)), bool)
+        offsets = np.r_[0, np.cumsum(scorer.unknown_index)[:-1]]
+        mask[0, offsets + np.where(np.isin(np.arange(n_categorical), [a, b]), 0, index[row])] = True
+        for trait in (a, b):
+            mask[0, offsets[trait] : offsets[trait] + scorer.unknown_index[trait]] = True
+        low, high = unknown_numbers.copy(), unknown_numbers.copy()
+        if scorer.numeric:
+            low[0, 0], high[0, 0] = scorer.domain[0]
+        cost = np.where(mask, 0, Completions.NEVER)
+        lowest = scorer.lowest_logit(Completions(cost, np.zeros(1, int), low, high))[0]
+        assert lowest <= scores.min() + 1e-9
+        if scorer.tabled:
+            assert lowest == pytest.approx(scores.min(), abs=1e-6)
 
 
 @pytest.mark.parametrize("model", ["logreg", "naive_bayes", "random_forest", "hist_gb"])

@@ -12,22 +12,10 @@ import pandas as pd
 import pytest
 
 import rawfixtures
-from mushroom.catalogue import SECONDARY, UCI
+from mushroom.catalogue import NOT_RECORDED, SECONDARY, UCI
 from mushroom.predlog import read_predictions
 from mushroom.rawdata import UCI_FILE, read_raw
-from servefixtures import Promoted, Server, build_and_promote, promote
-
-
-@pytest.fixture(scope="module")
-def bentoml_home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("bentoml")
-
-
-@pytest.fixture(scope="module")
-def uci_model(pulled_repo, bentoml_home, tmp_path_factory) -> Promoted:
-    return build_and_promote(
-        tmp_path_factory.mktemp("uci") / "work", pulled_repo / "data" / "raw", bentoml_home
-    )
+from servefixtures import Server, build_and_promote, promote
 
 
 @pytest.fixture(scope="module")
@@ -82,20 +70,22 @@ def test_names_and_codes_give_the_same_answer(uci_server, known_mushrooms):
     named, coded = named.json(), coded.json()
     for key in ("probability_poisonous", "verdict", "reasons", "unknown_traits"):
         assert [a[key] for a in named] == [a[key] for a in coded]
-    for answer, true_class in zip(named, truth, strict=True):
-        assert answer["unknown_traits"] == []  # every trait given: "missing" is a value
+    for answer, mushroom, true_class in zip(named, by_name, truth, strict=True):
+        # the data's "not recorded" ("?"), which a person cannot give, is unknown
+        assert answer["unknown_traits"] == [t for t, v in mushroom.items() if v == NOT_RECORDED]
         assert answer["verdict"] in (true_class, "uncertain")
         assert answer["reasons"], answer
     assert sum(a["verdict"] == true_class for a, true_class in zip(named, truth, strict=True)) >= 30
 
 
-def test_left_out_traits_are_unknown_listed_and_never_edible(uci_server):
+def test_left_out_traits_are_unknown_listed_and_a_foul_odor_is_poisonous(uci_server):
     answer = classify(uci_server, [{"odor": "foul", "cap-shape": "x"}]).json()[0]
     assert "odor" not in answer["unknown_traits"] and "cap_shape" not in answer["unknown_traits"]
-    assert "habitat" in answer["unknown_traits"] and "veil_type" not in answer["unknown_traits"]
-    # Two traits describe no mushroom the model learned from: whatever it thinks, do not eat.
-    assert answer["verdict"] == "uncertain" and answer["reasons"][0] == "unfamiliar"
-    assert "odor=foul" in answer["reasons"]  # what pushed it towards poisonous
+    assert "habitat" in answer["unknown_traits"] and "veil_type" in answer["unknown_traits"]
+    # Two traits are no whole mushroom: unfamiliar; but every known mushroom with them is
+    # poisonous, whatever the rest, and it says which given trait decides it.
+    assert answer["verdict"] == "poisonous" and answer["reasons"][0] == "unfamiliar"
+    assert "odor=foul" in answer["reasons"] and not answer["edible_possible"]
     assert len(answer["request_id"]) == 32 and answer["model_version"].endswith(":1")
 
 
@@ -115,7 +105,7 @@ def test_a_full_edible_description_is_answered_edible_with_its_reasons(uci_serve
     answers = classify(uci_server, mushrooms).json()
     assert {a["verdict"] for a in answers} == {"edible"}
     for answer, mushroom in zip(answers, mushrooms, strict=True):
-        pushers = [r for r in answer["reasons"] if "=" in r]
+        pushers = [r for r in answer["reasons"] if "=" in r and ":" not in r]
         assert 1 <= len(pushers) <= 3
         assert all(mushroom[r.split("=")[0]] == r.split("=")[1] for r in pushers)
     assert "odor=anise" in answers[0]["reasons"]
@@ -125,7 +115,7 @@ BAD_UCI_REQUESTS = {
     "unknown value": (
         {"json": {"mushrooms": [{"odor": "rotten"}]}},
         400,
-        ["odor", "Input should be 'almond', 'anise'", "'spicy' or 'missing'"],
+        ["odor", "Input should be 'almond', 'anise'", "'pungent' or 'spicy', or a code letter"],
     ),
     "wrong type": (
         {"json": {"mushrooms": [{"odor": 3}]}},
@@ -183,7 +173,7 @@ BAD_MEASUREMENTS = {  # field, the value as JSON text, what the error says
     "far out of range": ("cap-diameter", "1000", "Input should be from 0 to"),
     "huge": ("stem_height", "1e308", "Input should be from 0 to"),
     "not finite": ("stem_height", "Infinity", "Input should be from 0 to"),
-    "boolean": ("stem-width", "true", "Input should be a number in mm or 'missing'"),
+    "boolean": ("stem-width", "true", "Input should be a number in mm, or 'missing' if not"),
     "numeric string": ("stem_width", '"12"', "Input should be a number in mm"),
     "underscored string": ("cap_diameter", '"1_000"', "Input should be a number in cm"),
     "word": ("stem-width", '"wide"', "Input should be a number in mm"),
@@ -217,7 +207,7 @@ def test_a_measurement_up_to_its_bound_is_never_edible_and_beyond_it_is_refused(
     rows = read_raw("secondary", tmp_path).groupby("class").head(20)
     mushrooms = rows[[t.name for t in SECONDARY.traits]].to_dict(orient="records")
     as_given = classify(secondary_server, mushrooms).json()
-    assert "edible" in {a["verdict"] for a in as_given}  # so an edible answer would show
+    assert {a["verdict"] for a in as_given} - {"uncertain"}  # so a change would show
     spec = httpx.get(f"{secondary_server.url}/docs.json").json()
     properties = spec["components"]["schemas"]["SecondaryMushroom"]["properties"]
     for trait in SECONDARY.numeric:
@@ -248,13 +238,16 @@ def test_openapi_lists_every_field_with_allowed_values_and_example(uci_server):
     for trait in UCI.traits:
         field = properties[trait.name]
         (values,) = [option["enum"] for option in field["anyOf"] if "enum" in option]
-        assert values == list(trait.allowed_values)
-        assert field["example"] in trait.allowed_values
+        assert values == [*trait.describable_values, "missing", "unknown", "?"]
+        assert field["example"] in trait.describable_values
         assert field["x-codes"] == dict(trait.codes)
         assert all(name in field["description"] for name in trait.codes.values())
     answer = spec["components"]["schemas"]["Answer"]["properties"]
     assert answer["reasons"]["type"] == "array" and "unfamiliar" in answer["reasons"]["description"]
     assert "unknown" in answer["unknown_traits"]["description"]
+    for field in ("probability_range", "edible_possible", "check_next"):
+        assert field in spec["components"]["schemas"]["Answer"]["required"]
+    assert "lookalike" in answer["reasons"]["description"]
 
 
 def test_model_endpoint_shows_the_promoted_version(uci_server, uci_model):
@@ -266,7 +259,7 @@ def test_model_endpoint_shows_the_promoted_version(uci_server, uci_model):
     policy = json.loads((uci_model.workdir / "models" / "policy.json").read_text())
     assert info["policy"] == policy["policy"] and info["familiarity"]["method"] == "pairs"
     assert info["familiarity"]["limit"] == policy["familiarity"]["limit"]
-    assert info["params"]["train"]["cv_folds"] == 2 and info["trained_at"]
+    assert info["params"]["train"]["cv_folds"] == 5 and info["trained_at"]
     assert info["bento_model"] == uci_model.tag and len(info["git_commit"]) >= 7
 
 
@@ -365,20 +358,17 @@ def test_promotion_refuses_a_model_that_failed_the_gate(uci_model, tmp_path):
     from servefixtures import trained_workdir
 
     workdir, raw = tmp_path / "work", tmp_path / "raw"
-    # Classes no trait predicts, and thresholds allowed any held-out false edible rate.
+    # Classes no trait predicts: no evidence for any edible answer, below the coverage floor.
     rawfixtures.relabel_at_random(rawfixtures.write_uci(raw))
-    env = trained_workdir(
-        workdir,
-        raw,
-        {"BENTOML_HOME": uci_model.env["BENTOML_HOME"]},
-        evaluate__gate__max_false_edible_rate=1.0,
-        train__familiarity__quantile=1.0,
-    )
+    env = trained_workdir(workdir, raw, {"BENTOML_HOME": uci_model.env["BENTOML_HOME"]})
     refused = promote(workdir, env)
     assert refused.returncode == 3
-    assert "refused: the evaluate gate failed: test.false_edible" in refused.stderr
     metrics = json.loads((workdir / "reports" / "metrics.json").read_text())
-    assert f"by {metrics['test']['false_edible']}" in refused.stderr
+    coverage = metrics["test"]["coverage"]
+    assert (
+        f"refused: the evaluate gate failed: test.coverage = {coverage:g} is below the minimum"
+        in refused.stderr
+    )
     with sqlite3.connect(workdir / "mlflow.db") as db:
         assert db.execute("select count(*) from model_versions").fetchone() == (0,)
 

@@ -12,7 +12,8 @@ import pytest
 
 import rawfixtures
 from mushroom import dataset
-from mushroom.catalogue import MISSING, TARGET, get_catalogue
+from mushroom.catalogue import NOT_RECORDED, TARGET, get_catalogue
+from mushroom.evaluation import check_gate, failed_checks
 from mushroom.modeling import ENCODERS, MODELS, build_featurizer
 from mushroom.params import load_params
 from mushroom.rawdata import SPECIES_ID
@@ -57,24 +58,27 @@ def mlflow_store(tmp_path, monkeypatch) -> Path:
     return store
 
 
-def test_prepare_uci_decodes_drops_constant_and_splits_stratified(uci_raw, tmp_path):
+def test_prepare_uci_decodes_keeps_constant_and_splits_stratified(uci_raw, tmp_path):
     ws = Workspace(tmp_path, uci_raw, prepare__test_size=0.25)
     assert ws.prepare() == 0
     train_df, schema = dataset.load_split(tmp_path / "prepared", dataset.TRAIN_FILE)
     test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
-    assert schema.dropped_constant == ["veil_type"]  # the fixture, like UCI, has one veil type
-    assert "veil_type" not in schema.features and "veil_type" not in train_df
+    # the fixture, like UCI, has one veil type: kept, so that another one counts as unseen
+    assert schema.features == get_catalogue("uci").trait_names and set(train_df["veil_type"]) == {
+        "partial"
+    }
     assert len(train_df) + len(test_df) == 400 and len(test_df) == 100
     catalogue = get_catalogue("uci")
     for feature in schema.features:
         assert set(train_df[feature]) <= set(catalogue.trait(feature).allowed_values)
-    assert (train_df["stalk_root"] == MISSING).any()  # "?" made explicit
+    assert (train_df["stalk_root"] == NOT_RECORDED).any()  # "?" made explicit
     shares = [(part[TARGET] == "poisonous").mean() for part in (train_df, test_df)]
     assert abs(shares[0] - shares[1]) < 0.02
     summary = ws.json("reports/data_summary.json")
     assert summary["rows"] == 400 and summary["train"]["rows"] == 300
-    assert summary["missing"]["stalk_root"] == int(
-        (pd.concat([train_df, test_df])["stalk_root"] == MISSING).sum()
+    assert summary["constant"] == ["veil_type"]
+    assert summary["not_recorded"]["stalk_root"] == int(
+        (pd.concat([train_df, test_df])["stalk_root"] == NOT_RECORDED).sum()
     )
 
 
@@ -171,8 +175,10 @@ def test_cross_validation_searches_the_grid_in_every_fold(tmp_path, mlflow_store
     def cv_figures(name: str, **params) -> dict:
         root = tmp_path / name
         rawfixtures.write_uci(root / "raw")
-        ws = Workspace(root, root / "raw", train__cv_folds=2,
-                       evaluate__cv__folds=2, evaluate__cv__repeats=1, **params)  # fmt: skip
+        # 400 fixture rows cannot stand behind the default gate rate: 0.05 needs 59
+        ws = Workspace(root, root / "raw", train__cv_folds=2, evaluate__cv__folds=2,
+                       evaluate__cv__repeats=1, evaluate__gate__max_cv_false_edible_rate=0.05,
+                       **params)  # fmt: skip
         assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
         assert ws.evaluate() == 0
         return ws.json("reports/metrics.json")["cv"]
@@ -247,7 +253,12 @@ def test_evaluate_writes_metrics_safety_gate_plots_and_an_mlflow_run(tmp_path, m
         "safety.single_trait.edible",
         "safety.random.edible",
         "safety.monotonicity.violations",
+        "safety.misread.edible",
+        "safety.not_known.violations",
+        "safety.unseen.edible",
+        "test.coverage",
     }
+    assert checked["test.coverage"]["minimum"] == 0.5
     assert checked["test.false_edible"]["value"] == metrics["test"]["false_edible"]
     assert checked["safety.random.edible"]["value"] == safety["random"]["edible"]
     assert gate["passed"] == all(c["passed"] for c in gate["checks"]) == metrics["gate_passed"]
@@ -290,24 +301,23 @@ def test_evaluate_writes_metrics_safety_gate_plots_and_an_mlflow_run(tmp_path, m
     assert list((mlflow_store.parent / "mlruns").rglob("policy/policy.json"))
 
 
-def test_gate_failure_names_the_metric_and_excess(tmp_path, mlflow_store, capsys):
-    # Labels no trait predicts, and thresholds allowed any held-out false edible rate: the
-    # model answers edible about poisonous test mushrooms and the gate must fail, loudly.
+def test_gate_failure_names_the_metric_and_its_excess_or_shortfall(tmp_path, mlflow_store, capsys):
+    # Labels no trait predicts: the model has no evidence to answer edible and the coverage
+    # floor fails the gate, loudly; a limit exceeded is named with its excess.
     raw = tmp_path / "raw"
     rawfixtures.relabel_at_random(rawfixtures.write_uci(raw))
-    ws = Workspace(
-        tmp_path,
-        raw,
-        train__cv_folds=2,
-        evaluate__cv__folds=2,
-        evaluate__cv__repeats=1,
-        evaluate__gate__max_false_edible_rate=1.0,
-        train__familiarity__quantile=1.0,
-    )
+    ws = Workspace(tmp_path, raw, train__cv_folds=2, evaluate__cv__folds=2, evaluate__cv__repeats=1)
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0 and ws.evaluate() == 0
     gate = ws.json("reports/gate.json")
     metrics = ws.json("reports/metrics.json")
     assert not gate["passed"] and not metrics["gate_passed"]
     failed = {c["metric"]: c for c in gate["checks"] if not c["passed"]}
-    assert failed["test.false_edible"]["excess"] == metrics["test"]["false_edible"] > 0
-    assert "gate FAILED: test.false_edible" in capsys.readouterr().out
+    coverage = metrics["test"]["coverage"]
+    assert coverage < 0.5
+    assert failed["test.coverage"]["shortfall"] == pytest.approx(0.5 - coverage)
+    assert f"gate FAILED: test.coverage = {coverage:g} is below the minimum 0.5" in (
+        capsys.readouterr().out
+    )
+    metrics["test"]["false_edible"] = 3
+    exceeded = check_gate(metrics, {}, load_params(ws.params))
+    assert "test.false_edible = 3 exceeds the limit 0 by 3" in failed_checks(exceeded)

@@ -4,11 +4,12 @@ A mushroom is a JSON object of traits. Field names are snake_case (``cap_shape``
 dataset's hyphenated form (``cap-shape``); a categorical value is its readable name
 (``convex``) or code letter (``x``), any case; a measurement is a JSON number in the
 catalogue's unit within the served model's plausible range (``measurement_ranges``). A
-trait left out or null is *unknown*: an answer must hold whatever its value. For a
-categorical trait ``"missing"`` (UCI: ``?``) is a value, the datasets' "not recorded"; for
-a measurement it means not measured, unknown, since the data records every measurement. A
-validated categorical value is one of ``spellings(trait)``; the classifier maps it to the
-readable name.
+trait left out, null, or given as any spelling of "I don't know" (``"missing"``,
+``"unknown"``, ``"?"``, ``""``; ``catalogue.NOT_KNOWN``) is *unknown*: an answer must hold
+whatever its value. The datasets' own "not recorded" cannot be given: it is a fact about a
+field guide, not about a mushroom. A validated categorical value is one of
+``spellings(trait)`` or a readable name; the classifier maps it to the readable name, or to
+unknown.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 from typing_extensions import TypedDict
 
-from mushroom.catalogue import MISSING, DatasetCatalogue, Trait, get_catalogue
+from mushroom.catalogue import NOT_KNOWN, DatasetCatalogue, Trait, get_catalogue
 from mushroom.fsutil import read_json
 from mushroom.modelstore import POLICY_FILE
 from mushroom.text import MAX_SHOWN_ERRORS
@@ -59,46 +60,50 @@ EXAMPLES = {
 }
 
 
+NOT_KNOWN_SHOWN = ("missing", "unknown", "?")
+"""The spellings of "I don't know" the OpenAPI document lists (every one of NOT_KNOWN works)."""
+NOT_KNOWN_HINT = "or leave it out (or null, 'missing') if you do not know"
+NOT_KNOWN_TEXT = (
+    "leave it out (or null, 'missing', 'unknown', '?') if you do not know: the answer then "
+    "holds whatever it is"
+)
+
+
 def _allowed_text(trait: Trait) -> str:
-    pairs = [f"{name} ({code})" for code, name in trait.codes.items()]
-    return ", ".join(pairs + [f"{MISSING} (not recorded)"])
+    return ", ".join(f"{name} ({code})" for code, name in trait.codes.items())
 
 
-def spellings(trait: Trait) -> dict[str, str]:
+def spellings(trait: Trait) -> dict[str, str | None]:
     """Each common spelling of a categorical trait's values -> its readable name: the name,
-    its code letter in lower and upper case, and the dataset's own missing codes (UCI "?")."""
-    table = {name: name for name in trait.allowed_values}
+    its code letter in lower and upper case; and each spelling of "I don't know", in lower
+    and upper case -> None (unknown)."""
+    table: dict[str, str | None] = {name: name for name in trait.describable_values}
     for code, name in trait.codes.items():
         table |= {code.lower(): name, code.upper(): name}
-    return table | {code: MISSING for code in trait.missing_codes if code}
+    return table | {s: None for s in NOT_KNOWN} | {s.upper(): None for s in NOT_KNOWN}
 
 
 def _value_type(trait: Trait) -> Any:
     """A categorical trait's value. The common spellings validate in pydantic-core without
     calling Python (a request of 1,000 mushrooms holds 22,000 values); any other case or
-    stray whitespace goes to ``readable_name``. A value stays as spelled, so readers map it
-    through ``spellings``; the readable name is what the fallback returns."""
-    common = spellings(trait)
-    by_lower = {spelling.lower(): name for spelling, name in common.items()}
-
-    def readable_name(value: str) -> str:
-        name = by_lower.get(value.strip().lower())
-        if name is None:
-            raise ValueError(value)  # reported as the union's message below
-        return name
-
-    allowed = ", ".join(repr(name) for name in trait.allowed_values[:-1])
+    stray whitespace goes to ``Trait.read_value``. A value stays as spelled, so readers map
+    it through ``spellings``; the fallback returns the readable name, or None (not known)."""
+    values = trait.describable_values
+    allowed = ", ".join(repr(name) for name in values[:-1]) + f" or {values[-1]!r}"
     schema = core_schema.union_schema(
         [
-            core_schema.literal_schema(list(common)),
-            core_schema.no_info_after_validator_function(readable_name, core_schema.str_schema()),
+            core_schema.literal_schema(list(spellings(trait))),
+            core_schema.no_info_after_validator_function(
+                trait.read_value,  # its ValueError is reported as the union's message below
+                core_schema.str_schema(),
+            ),
         ],
         mode="left_to_right",
         custom_error_type="unknown_value",
-        custom_error_message=f"Input should be {allowed} or {trait.allowed_values[-1]!r}, "
-        "or a code letter, in any case",
+        custom_error_message=f"Input should be {allowed}, or a code letter, in any case; "
+        + NOT_KNOWN_HINT,
     )
-    json_schema = {"type": "string", "enum": list(trait.allowed_values)}
+    json_schema = {"type": "string", "enum": [*values, *NOT_KNOWN_SHOWN]}
     return Annotated[
         str, GetPydanticSchema(lambda _type, _handler: schema, lambda _core, _handler: json_schema)
     ]
@@ -127,12 +132,13 @@ def served_mushroom(model_dir: str | Path) -> type:
 
 def _measurement_type(trait: Trait, low: float, high: float) -> Any:
     """A measurement: a number (not a boolean, not a numeric string) within ``low``..``high``,
-    or ``"missing"`` in any case, which is unknown (None) like a left-out trait."""
+    or a spelling of "I don't know" (``"missing"``), which is unknown (None) like a
+    left-out trait."""
     unit = trait.unit
-    expected = f"Input should be a number in {unit} or 'missing'"
+    expected = f"Input should be a number in {unit}, or 'missing' if not measured"
 
     def measurement(value: Any) -> float | None:
-        if isinstance(value, str) and value.strip().lower() == MISSING:
+        if isinstance(value, str) and value.strip().lower() in NOT_KNOWN:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise PydanticCustomError("measurement_type", expected)
@@ -152,7 +158,7 @@ def _measurement_type(trait: Trait, low: float, high: float) -> Any:
     json_schema = {
         "anyOf": [
             {"type": "number", "minimum": low, "maximum": high},
-            {"type": "string", "enum": [MISSING]},
+            {"type": "string", "enum": list(NOT_KNOWN_SHOWN)},
         ]
     }
     return Annotated[
@@ -177,7 +183,7 @@ def mushroom_model(catalogue: DatasetCatalogue, ranges: dict[str, tuple[float, f
                     default=None,
                     validation_alias=names,
                     description=f"{trait.column}, a number in {trait.unit} from {low:g} to "
-                    f"{high:g}; leave out, null or 'missing' if not measured (unknown)",
+                    f"{high:g}; {NOT_KNOWN_TEXT}",
                     json_schema_extra={"example": 5.0},
                 ),
             ]
@@ -188,7 +194,7 @@ def mushroom_model(catalogue: DatasetCatalogue, ranges: dict[str, tuple[float, f
                     default=None,
                     validation_alias=names,
                     description=f"{trait.column}: {_allowed_text(trait)}; codes and any case "
-                    "are accepted too; leave out (or null) if unknown",
+                    f"are accepted too; {NOT_KNOWN_TEXT}",
                     json_schema_extra={
                         "example": next(iter(trait.codes.values())),
                         "x-codes": dict(trait.codes),
@@ -203,31 +209,87 @@ def mushroom_model(catalogue: DatasetCatalogue, ranges: dict[str, tuple[float, f
 
 
 # A plain dict, not a model: building 1,000 models per request cost more than scoring them.
+class CheckNext(TypedDict):
+    """An unknown trait worth finding out."""
+
+    trait: str
+    could_make: Annotated[
+        list[str],
+        Field(description="the verdicts, other than this answer's, that knowing it alone gives"),
+    ]
+    values: Annotated[
+        dict[str, list[str]],
+        Field(
+            description="per verdict in could_make, the values that give it (a measurement: "
+            "the points of its training range it was checked at)"
+        ),
+    ]
+
+
+# A plain dict, not a model: building 1,000 models per request cost more than scoring them.
 class Answer(TypedDict):
     """One mushroom's answer."""
 
     verdict: Annotated[
         Literal["edible", "poisonous", "uncertain"],
         Field(
-            description="'uncertain' means do not eat: the description is unlike the "
-            "mushrooms the model learned from, an unknown trait could make it poisonous, "
+            description="'edible': like known mushrooms, no known poisonous one within the "
+            "lookalike margin, and calibrated P(poisonous) below the edible threshold "
+            "whatever its unknown traits are: still never eat a wild mushroom on a model's "
+            "word. 'poisonous': even its most edible familiar completion is scored "
+            "poisonous. 'uncertain' means do not eat: unlike the mushrooms the model "
+            "learned from, an unknown trait could make it poisonous, a poisonous lookalike, "
             "or the evidence is not strong enough either way"
         ),
     ]
     probability_poisonous: Annotated[
         float,
-        Field(description="calibrated P(poisonous), unknown traits scored as not recorded"),
+        Field(
+            description="calibrated P(poisonous) of the description as given, unknown traits "
+            "scored as the data's 'not recorded' (see probability_range)"
+        ),
+    ]
+    probability_range: Annotated[
+        list[float],
+        Field(
+            description="[lowest, highest] calibrated P(poisonous) over the values its unknown "
+            "(and unseen or undocumented) traits may take: the lowest over those of familiar "
+            "completions, the highest over every value; exact for logistic regression and "
+            "naive Bayes, bounds for tree ensembles",
+            min_length=2,
+            max_length=2,
+        ),
+    ]
+    edible_possible: Annotated[
+        bool,
+        Field(
+            description="false when no value of the unknown traits could make it edible (a "
+            "true is not a promise: it is not ruled out by what is known)"
+        ),
+    ]
+    check_next: Annotated[
+        list[CheckNext],
+        Field(
+            description="the unknown traits, most worth finding out first: those whose value "
+            "alone could change the verdict (by the share of training mushrooms with such a "
+            "value), then by how far they could move P(poisonous)"
+        ),
     ]
     reasons: Annotated[
         list[str],
         Field(
             description="Why, most important first. 'unfamiliar': unlike the training "
-            "mushrooms; 'unknown:<trait>': a trait not given whose value could change it most; "
-            "'poisonous_species:<name>': a poisonous species the given traits fit; "
-            "'borderline': between the edible and poisonous thresholds; "
-            "'species:<name>': a species it fits; '<trait>=<value>': a given trait that "
-            "pushed the answer most towards its verdict. The same description always "
-            "gets the same reasons.",
+            "mushrooms; 'unseen:<trait>=<value>': a value no training mushroom had; "
+            "'unknown:<trait>': a trait not given whose value could change it most; "
+            "'undocumented:<trait>': a value no species it fits documents, so the answer "
+            "holds whatever it is; 'poisonous_species:<name>': a poisonous species the "
+            "given traits fit; 'lookalike:<which>': a poisonous species within the lookalike "
+            "margin, or (UCI) how the nearest poisonous training mushroom differs "
+            "('odor=foul': it has a foul odor; 'identical'); 'borderline': between the "
+            "edible and poisonous thresholds; 'no_edible_region': the model was not tested "
+            "on enough poisonous mushrooms to answer edible at all; 'species:<name>': a "
+            "species it fits; '<trait>=<value>': a given trait that pushed the answer most "
+            "towards its verdict. The same description always gets the same reasons.",
             examples=[["odor=foul", "spore_print_color=chocolate", "gill_size=narrow"]],
         ),
     ]
@@ -236,9 +298,8 @@ class Answer(TypedDict):
     unknown_traits: Annotated[
         list[str],
         Field(
-            description="unknown traits: those the model uses that were not given (left out "
-            "or null); the verdict holds whatever their values ('missing' is a value, 'not "
-            "recorded', and is not listed here)"
+            description="unknown traits: those not given (left out, null, or a spelling of "
+            "'I don't know' such as 'missing'); the verdict holds whatever their values"
         ),
     ]
 

@@ -20,13 +20,21 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mushroom.catalogue import MISSING, DatasetCatalogue, Trait
+from mushroom.catalogue import NOT_KNOWN, DatasetCatalogue, Trait
 from mushroom.fsutil import write_with
 from mushroom.text import MAX_SHOWN_ERRORS, quoted
 
 CHUNK = 1000
 """Longer input values and column names are cut in messages."""
-ANSWER_COLUMNS = ("verdict", "probability_poisonous", "unknown_traits", "reasons", "model_version")
+ANSWER_COLUMNS = (
+    "verdict",
+    "probability_poisonous",
+    "unknown_traits",
+    "edible_possible",
+    "check_next",
+    "reasons",
+    "model_version",
+)
 # What a CSV measurement may look like; Python's float() would also take "1_000", "inf", "nan".
 DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -174,12 +182,12 @@ def trait_columns(
 
 
 def measurement(cell: str) -> float | str:
-    """A CSV cell of a numeric trait as the API would get it in JSON: a number, or the
-    string "missing" (the datasets' "not recorded"), whose meaning the schema decides."""
+    """A CSV cell of a numeric trait as the API would get it in JSON: a number, or a
+    spelling of "I don't know" (``missing``), which the schema reads as unknown."""
     if DECIMAL.fullmatch(cell.strip()):
         return float(cell)
-    if cell.strip().lower() == MISSING:
-        return MISSING
+    if cell.strip().lower() in NOT_KNOWN:
+        return cell
     raise ValueError(cell)
 
 
@@ -230,6 +238,8 @@ def write_answers(output: Path, header: list[str], rows: list, answers: list) ->
                         answer["verdict"],
                         answer["probability_poisonous"],
                         ";".join(answer["unknown_traits"]),
+                        str(answer["edible_possible"]).lower(),
+                        ";".join(entry["trait"] for entry in answer["check_next"]),
                         "; ".join(answer["reasons"]),
                         answer["model_version"],
                     ]

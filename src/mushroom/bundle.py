@@ -38,6 +38,7 @@ class Bundle:
             FastScorer(self.pipeline, self.features, catalogue, self.training),
             Familiarity(self.familiarity, catalogue, self.features),
             self.policy,
+            self.training,
         )
 
     def policy_document(self) -> dict:

@@ -15,8 +15,16 @@ from typing import Literal
 
 import numpy as np
 
-MISSING = "missing"
-"""Readable value of a categorical trait that was not recorded (UCI ``?``, secondary blank)."""
+NOT_RECORDED = "not_recorded"
+"""Readable value of a categorical trait the dataset's source did not record (UCI ``?``,
+secondary blank): a fact about the field guide the data came from, not about a mushroom.
+The model learns from it; a person can never give it (see ``read_value``)."""
+NOT_KNOWN = frozenset(
+    {"", "?", "missing", "unknown", "not known", "not_known", "not recorded", NOT_RECORDED}
+)
+"""What a person may write for "I don't know" (compared stripped, in lower case): every
+one means the trait is unknown, exactly as leaving it out. ``not_recorded`` is one of them:
+a mushroom has a stalk root even where a field guide did not describe it."""
 
 TARGET = "class"
 SOURCE_LINE, SPECIES_ID, SPECIES_NAME = "source_line", "species_id", "species_name"
@@ -31,7 +39,7 @@ class Trait:
 
     ``column`` is the dataset's own hyphenated header (``cap-shape``); ``name`` is the
     snake_case name used from prepare on (``cap_shape``). ``codes`` maps the raw code
-    letter to its readable name; codes in ``missing_codes`` decode to ``MISSING``.
+    letter to its readable name; codes in ``missing_codes`` decode to ``NOT_RECORDED``.
     """
 
     column: str
@@ -50,9 +58,27 @@ class Trait:
 
     @property
     def allowed_values(self) -> tuple[str, ...]:
-        """Readable values a prepared row may hold (categorical traits only)."""
-        values = tuple(dict.fromkeys(self.codes.values()))
-        return values + (MISSING,) if MISSING not in values else values
+        """Readable values a prepared row may hold (categorical traits only): the
+        ``describable_values`` and ``NOT_RECORDED``, last."""
+        return self.describable_values + (NOT_RECORDED,)
+
+    @property
+    def describable_values(self) -> tuple[str, ...]:
+        """The values a person can describe a mushroom by: the code book's."""
+        return tuple(dict.fromkeys(self.codes.values()))
+
+    def read_value(self, text: str) -> str | None:
+        """A person's value written as text: None for any spelling of "I don't know"
+        (``NOT_KNOWN``, any case, stray whitespace); for a categorical trait, its readable
+        name (given as the name or the code letter); ValueError otherwise (a measurement is
+        a number, never text)."""
+        key = text.strip().lower()
+        if key in NOT_KNOWN:
+            return None
+        for code, name in self.codes.items():
+            if key in (name, code.lower()):
+                return name
+        raise ValueError(text)
 
     def not_a_value(self) -> str:
         """What is wrong with a value outside ``allowed_values``."""
@@ -60,7 +86,7 @@ class Trait:
 
     def decode(self, code: str) -> str:
         if code in self.missing_codes:
-            return MISSING
+            return NOT_RECORDED
         return self.codes[code]
 
 

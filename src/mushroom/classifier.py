@@ -47,9 +47,12 @@ class Classifier:
         self.categorical_names = [t.name for t in categorical]
         self.numeric_names = [t.name for t in numeric]
         # A value is indexed by its position in the trait's allowed values, as the scorer's;
-        # one past the last is unknown (left out or null).
+        # one past the last is unknown (left out, null, or a spelling of "I don't know").
         self.value_index = [
-            {spelling: t.allowed_values.index(name) for spelling, name in spellings(t).items()}
+            {
+                spelling: len(t.allowed_values) if name is None else t.allowed_values.index(name)
+                for spelling, name in spellings(t).items()
+            }
             | {None: len(t.allowed_values)}
             for t in categorical
         ]
@@ -67,19 +70,24 @@ class Classifier:
         """One mushroom validated as the API validates it; raises pydantic's ValidationError."""
         return self._mushroom.validate_python(fields)
 
-    def classify(self, mushrooms: list[dict]) -> tuple[list[Answer], list[list]]:
-        """Answers for validated mushrooms, and their traits as columns in catalogue order,
-        spelled as in the prepared data (readable names, ``missing``; measurements), None
-        where unknown."""
+    def indices(self, mushrooms: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """Validated mushrooms as value indices (rows × categorical traits, catalogue order;
+        ``len(allowed_values)``: unknown) and measurements (NaN: unknown)."""
         n = len(mushrooms)
         index = np.empty((n, len(self.categorical_names)), dtype=np.intp)
         for column, name in enumerate(self.categorical_names):
             lookup = self.value_index[column]
             index[:, column] = [lookup[m[name]] for m in mushrooms]
         measured = [[m[name] for name in self.numeric_names] for m in mushrooms]
-        numbers = np.array(measured, dtype=float).reshape(n, len(self.numeric_names))
+        return index, np.array(measured, dtype=float).reshape(n, len(self.numeric_names))
+
+    def classify(self, mushrooms: list[dict]) -> tuple[list[Answer], list[list]]:
+        """Answers for validated mushrooms, and their traits as columns in catalogue order,
+        spelled as in the prepared data (readable names; measurements), None where unknown."""
+        n = len(mushrooms)
+        index, numbers = self.indices(mushrooms)
         judgement = self.judge.judge(
-            index[:, self.scored_categorical], numbers[:, self.scored_numeric]
+            index[:, self.scored_categorical], numbers[:, self.scored_numeric], guidance=True
         )
         unknown, scored = judgement.unknown, self.judge.trait_names
         gone = {
@@ -90,15 +98,17 @@ class Classifier:
             {
                 "verdict": verdict,
                 "probability_poisonous": probability,
+                **guide,
                 "reasons": reasons,
                 "model_version": self.version,
                 "request_id": request_id,
                 "unknown_traits": gone.get(i, []),
             }
-            for i, (verdict, probability, reasons, request_id) in enumerate(
+            for i, (verdict, probability, guide, reasons, request_id) in enumerate(
                 zip(
                     judgement.verdict.tolist(),
                     judgement.probability.tolist(),
+                    judgement.guidance,
                     judgement.reasons,
                     request_ids(n),
                     strict=True,

@@ -28,12 +28,12 @@ SPECIES_FILE = "species.json"
 
 @dataclass(frozen=True)
 class Schema:
-    """What prepare produced: the model's input features, in order."""
+    """What prepare produced: the model's input features, in order (every trait of the
+    dataset: one constant in training is kept, so that any other value counts as unseen)."""
 
     dataset: str
     split: str
     features: list[str]
-    dropped_constant: list[str]
 
     @property
     def catalogue(self) -> DatasetCatalogue:

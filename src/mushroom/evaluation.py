@@ -5,7 +5,9 @@ poisonous (the deadly error); ``unsafe_edible_share`` = poisonous ÷ all edible 
 (what an edible answer risks); ``coverage`` = edible answered edible ÷ edible (how useful
 it is); ``abstention_rate`` and ``unfamiliar_rate`` = uncertain and unfamiliar ÷ all.
 ``accuracy`` counts an uncertain answer as "do not eat": right for a poisonous mushroom,
-wrong for an edible one. ``roc_auc`` ranks by the calibrated P(poisonous).
+wrong for an edible one. ``roc_auc`` ranks by the calibrated P(poisonous). Rates carry
+their 95 % Clopper-Pearson bounds: ``false_edible_rate_high_95`` (one-sided upper: 0 of n
+is about 3/n) and ``coverage_low_95``/``coverage_high_95`` (one-sided each).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from mushroom import dataset
+from mushroom.catalogue import NOT_RECORDED
 from mushroom.fitting import fit_bundle, folds, tune
 from mushroom.params import Params
-from mushroom.policy import EDIBLE, POISONOUS, UNCERTAIN, Judgement
+from mushroom.policy import EDIBLE, POISONOUS, UNCERTAIN, Judgement, rate_high, rate_low
 
 
 def verdict_metrics(y: np.ndarray, judgement: Judgement) -> dict:
@@ -25,6 +28,7 @@ def verdict_metrics(y: np.ndarray, judgement: Judgement) -> dict:
     poisonous, edible = y == 1, y == 0
     said_edible, said_poisonous = verdict == EDIBLE, verdict == POISONOUS
     false_edible = int((said_edible & poisonous).sum())
+    covered = int((said_edible & edible).sum())
     n = len(y)
 
     def share(count: int, of: int) -> float:
@@ -40,9 +44,18 @@ def verdict_metrics(y: np.ndarray, judgement: Judgement) -> dict:
         else None,
         "false_edible": false_edible,
         "false_edible_rate": share(false_edible, int(poisonous.sum())),
+        "false_edible_rate_high_95": round(rate_high(false_edible, int(poisonous.sum())), 6),
         "edible_answers": int(said_edible.sum()),
+        # what an edible answer stood on: never above train.abstention.max_edible_risk
+        "edible_probability_max": round(float(judgement.probability[said_edible].max()), 6)
+        if said_edible.any()
+        else None,
         "unsafe_edible_share": share(false_edible, int(said_edible.sum())),
-        "coverage": share(int((said_edible & edible).sum()), int(edible.sum())),
+        "coverage": share(covered, int(edible.sum())),
+        "coverage_low_95": round(rate_low(covered, int(edible.sum())), 6),
+        "coverage_high_95": round(1 - rate_low(int(edible.sum()) - covered, int(edible.sum())), 6)
+        if edible.any()
+        else 0.0,
         "poisonous_answers": int(said_poisonous.sum()),
         "false_poisonous": int((said_poisonous & edible).sum()),
         "uncertain": int((verdict == UNCERTAIN).sum()),
@@ -54,6 +67,14 @@ def verdict_metrics(y: np.ndarray, judgement: Judgement) -> dict:
 
 def judge_frame(judge, frame: pd.DataFrame) -> Judgement:
     return judge.judge(*judge.scorer.index_frame(frame), reasons=False)
+
+
+def as_sent_metrics(judge, frame: pd.DataFrame) -> dict:
+    """The verdicts of ``frame`` as a person can send it: a trait the data leaves "not
+    recorded" is unknown (never more edible than as recorded)."""
+    sent = frame.mask(frame == NOT_RECORDED)
+    figures = verdict_metrics(dataset.label(frame), judge_frame(judge, sent))
+    return {key: figures[key] for key in ("coverage", "edible_answers", "false_edible")}
 
 
 def cross_validated(
@@ -103,30 +124,54 @@ def labelled_metrics(judge, labelled: pd.DataFrame) -> dict:
 def check_gate(metrics: dict, safety_counts: dict[str, int], params: Params) -> dict:
     """Every limit a model must meet to be promoted; the safety suite's counts must be 0.
     Labelled answers, when prepare joined any, are held to the test split's count of false
-    edibles: all of them, those that trained included."""
-    limits = [
-        ("test.false_edible", "max_false_edible"),
-        ("test.false_edible_rate", "max_false_edible_rate"),
-        ("cv.false_edible_rate", "max_cv_false_edible_rate"),
+    edibles: all of them, those that trained included. Coverage has a floor, so a model that
+    never answers edible does not pass unnoticed."""
+    gate = params.evaluate.gate
+    most = [
+        ("test.false_edible", gate.max_false_edible),
+        ("test.false_edible_rate", gate.max_false_edible_rate),
+        ("cv.false_edible_rate", gate.max_cv_false_edible_rate),
     ]
     if metrics.get("labelled", {}).get("rows"):
-        limits.append(("labelled.false_edible", "max_false_edible"))
-    checks = []
-    for metric, key in limits:
+        most.append(("labelled.false_edible", gate.max_false_edible))
+    most += [(metric, 0) for metric in safety_counts]
+    least = [("test.coverage", gate.min_coverage)]
+
+    def value(metric: str):
+        if metric in safety_counts:
+            return safety_counts[metric]
         split, name = metric.split(".")
-        value, limit = metrics[split][name], getattr(params.evaluate.gate, key)
-        checks.append((metric, value, limit))
-    checks += [(metric, count, 0) for metric, count in safety_counts.items()]
-    return {
-        "passed": all(value <= limit for _, value, limit in checks),
-        "checks": [
-            {
-                "metric": metric,
-                "value": value,
-                "limit": limit,
-                "passed": value <= limit,
-                "excess": max(0, value - limit),
-            }
-            for metric, value, limit in checks
-        ],
-    }
+        return metrics[split][name]
+
+    checks = [
+        {
+            "metric": metric,
+            "value": value(metric),
+            "limit": limit,
+            "excess": max(0, value(metric) - limit),
+        }
+        for metric, limit in most
+    ] + [
+        {
+            "metric": metric,
+            "value": value(metric),
+            "minimum": floor,
+            "shortfall": round(max(0.0, floor - value(metric)), 6),
+        }
+        for metric, floor in least
+    ]
+    for check in checks:
+        check["passed"] = check.get("excess", 0) <= 0 and check.get("shortfall", 0) <= 0
+    return {"passed": all(check["passed"] for check in checks), "checks": checks}
+
+
+def failed_checks(gate: dict) -> list[str]:
+    """Each failed check of a gate report in words, with its excess or shortfall."""
+    return [
+        f"{c['metric']} = {c['value']:g} exceeds the limit {c['limit']:g} by {c['excess']:g}"
+        if "limit" in c
+        else f"{c['metric']} = {c['value']:g} is below the minimum {c['minimum']:g} by "
+        f"{c['shortfall']:g}"
+        for c in gate["checks"]
+        if not c["passed"]
+    ]

@@ -20,7 +20,7 @@ from mushroom import dataset, familiarity
 from mushroom.bundle import Bundle
 from mushroom.modeling import build_model
 from mushroom.params import Params
-from mushroom.policy import choose
+from mushroom.policy import Judge, Limits, Policy, choose
 from mushroom.rawdata import SPECIES_ID
 from mushroom.scoring import FastScorer, describe_training
 
@@ -108,36 +108,41 @@ def fit_bundle(
     n_folds = params.train.cv_folds
     y = dataset.label(frame)
     logit, worst = np.zeros(len(frame)), np.zeros(len(frame))
-    distance, fits_poisonous = np.zeros(len(frame)), np.zeros(len(frame), bool)
+    distance, to_poisonous = np.zeros(len(frame)), np.zeros(len(frame), int)
+    familiar = np.zeros(len(frame), bool)
     for part, held in folds(frame, by_species, n_folds, params.train.seed, "train.cv_folds"):
         train_part, held_rows = frame.iloc[part], frame.iloc[held]
         pipeline = fit_pipeline(featurizer, params, train_part, features)
-        scorer = FastScorer(
-            pipeline, features, catalogue, describe_training(train_part, features, catalogue)
-        )
-        index, numbers = scorer.index_frame(held_rows)
-        logit[held] = scorer.logit(index, numbers)
-        worst[held] = worst_where_unknown(scorer, index, numbers, logit[held])
+        training = describe_training(train_part, features, catalogue)
         spec = familiarity.fit(train_part, catalogue, features, profiles, quantile)
         if spec["method"] == "pairs":  # its limit is set from these held-out distances
             spec["limit"] = np.inf
-        detector = familiarity.Familiarity(spec, catalogue, features)
-        distance[held], _, fits = detector.assess(index, numbers)
-        if fits is not None:
-            fits_poisonous[held] = (fits & detector.poisonous).any(axis=1)
+        judge = Judge(
+            FastScorer(pipeline, features, catalogue, training),
+            familiarity.Familiarity(spec, catalogue, features),
+            Policy(1.0, 0.0, 1.0, 1.0),  # thresholds come later: only the scores are used
+            training,
+        )
+        scored = judge.held_out(*judge.index_frame(held_rows))
+        logit[held], worst[held] = scored.logit, scored.worst_logit
+        distance[held], to_poisonous[held] = scored.distance, scored.poisonous_distance
+        familiar[held] = scored.familiar
     spec = familiarity.fit(frame, catalogue, features, profiles, quantile)
     if spec["method"] == "pairs":
         spec["limit"] = familiarity.limit_from_held_out(distance, quantile)
-    policy, held_out = choose(
-        y,
-        logit,
-        worst,
-        distance <= spec["limit"],
-        fits_poisonous,
-        params.evaluate.gate.max_false_edible_rate,
-        params.train.abstention.max_false_poisonous_rate,
+    familiar &= distance <= spec["limit"]
+    spec["lookalike_traits"] = familiarity.margin_from_held_out(to_poisonous[y == 1], quantile)
+    lookalike = to_poisonous <= spec["lookalike_traits"]
+    gate, abstention = params.evaluate.gate, params.train.abstention
+    limits = Limits(
+        gate.max_false_edible_rate,
+        abstention.max_false_poisonous_rate,
+        abstention.max_edible_risk,
+        gate.max_cv_false_edible_rate,
     )
+    policy, held_out = choose(y, logit, worst, familiar, lookalike, limits)
     held_out |= {
+        "lookalike_traits": spec["lookalike_traits"],
         "folds": n_folds,
         "by_species": by_species,
         "source_lines_sha256": dataset.rows_digest(frame),
@@ -151,12 +156,3 @@ def fit_bundle(
         spec,
         held_out,
     )
-
-
-def worst_where_unknown(scorer: FastScorer, index, numbers, logit) -> np.ndarray:
-    """The worst case of rows with unknown traits; the others' is their own log-odds."""
-    worst = logit.copy()
-    unknown = scorer.unknown(index, numbers).any(axis=1)
-    if unknown.any():
-        worst[unknown] = scorer.worst_logit(index[unknown], numbers[unknown])
-    return worst

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mushroom.catalogue import MISSING
+from mushroom.catalogue import NOT_RECORDED
 from mushroom.fsutil import atomic_path
 from mushroom.params import Drift, ParamsError
 from mushroom.predlog import LABEL, LogUnavailable, columns, read_predictions
@@ -57,11 +57,6 @@ def scenario_rows(test: pd.DataFrame, params: Drift, split: str) -> pd.DataFrame
     rng = np.random.default_rng(params.seed)
     current = test.iloc[rng.choice(len(test), rows, replace=False)].copy()
     if params.scenario == "shift":
-        if params.shift_column not in current:
-            raise ParamsError(
-                f"drift.shift_column = {params.shift_column!r} is not a trait of this model "
-                "(prepare drops a trait with one value)"
-            )
         moved = rng.random(rows) < params.shift_fraction
         current.loc[moved, params.shift_column] = params.shift_to
     return current
@@ -96,13 +91,21 @@ def judged_traits(reference: pd.DataFrame, current: pd.DataFrame, features: list
     return [f for f in features if reference[f].notna().any() and current[f].notna().any()]
 
 
-SIDES, KINDS = ("current", "reference"), ("unknown", "missing")
+SIDES, KINDS = ("current", "reference"), ("unknown", "not_recorded")
+
+
+def given_values(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """``frame`` with the data's "not recorded" as no value: value drift compares the values
+    a mushroom can have (a person can never give "not recorded"; see ``missingness``)."""
+    recorded = {f: frame[f].mask(frame[f] == NOT_RECORDED) for f in features}
+    return frame.assign(**{f: column for f, column in recorded.items() if column.dtype == object})
 
 
 def missingness(reference: pd.DataFrame, current: pd.DataFrame, features: list[str]) -> dict:
     """Per trait with any, the share left out of the description (``unknown``: NULL in the
-    log) and the share recorded as ``missing``, reference and current: reported apart from
-    value drift, which a few partial descriptions would otherwise fake."""
+    log) and the share the data records as ``not_recorded`` (the training split: a served
+    answer never has it), reference and current: reported apart from value drift, which a
+    few partial descriptions would otherwise fake."""
     shares = {}
     for trait in features:
         figures = {
@@ -110,7 +113,7 @@ def missingness(reference: pd.DataFrame, current: pd.DataFrame, features: list[s
             for side, frame in (("reference", reference), ("current", current))
             for kind, share in (
                 ("unknown", frame[trait].isna().mean() if len(frame) else 0.0),
-                ("missing", (frame[trait] == MISSING).mean() if len(frame) else 0.0),
+                ("not_recorded", (frame[trait] == NOT_RECORDED).mean() if len(frame) else 0.0),
             )
         }
         if any(figures.values()):
@@ -128,10 +131,10 @@ def with_banner(page: str, summary: dict) -> str:
         for trait, s in summary["missingness"].items()
     )
     table = (
-        "<table><tr><th>trait</th><th>left out</th><th>(training)</th><th>'missing'</th>"
+        "<table><tr><th>trait</th><th>left out</th><th>(training)</th><th>not recorded</th>"
         f"<th>(training)</th></tr>{cells}</table>"
         if cells
-        else "<p>No trait left out or recorded 'missing'.</p>"
+        else "<p>No trait left out or not recorded.</p>"
     )
     lines = "".join(f"<p>{html.escape(line)}</p>" for line in report_lines(summary))
     box = (

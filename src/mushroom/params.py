@@ -146,6 +146,7 @@ class Familiarity(Section):
 
 class Abstention(Section):
     max_false_poisonous_rate: Rate
+    max_edible_risk: Rate
 
 
 class Train(Section):
@@ -187,6 +188,7 @@ class Gate(Section):
     max_false_edible: int = Field(ge=0)
     max_false_edible_rate: Rate
     max_cv_false_edible_rate: Rate
+    min_coverage: Rate
 
 
 class CrossValidation(Section):

@@ -5,25 +5,37 @@ copied into the promoted model's card).
 
 A description is answered
 
-- *edible* only if it is familiar (``mushroom.familiarity``), no poisonous species it
-  fits given its known traits, and its calibrated P(poisonous) stays below
-  ``edible_below`` whatever values its unknown traits take (the worst case);
-- *poisonous* if it is familiar and its calibrated P(poisonous) is at least
-  ``poisonous_from``;
+- *edible* only if it is familiar (``mushroom.familiarity``) whatever its unknown traits
+  are, holds no value the training mushrooms never had, no known poisonous mushroom lies
+  within one known trait of it (a *lookalike*), and its calibrated P(poisonous) stays below
+  ``edible_below`` whatever values its unknown traits, and its known values no fitting
+  species documents, take (the worst case);
+- *poisonous* if even its most edible familiar completion (every unknown trait at the
+  value, among those some familiar completion could take, that makes it most edible) has a
+  calibrated P(poisonous) of at least ``poisonous_from``, familiar or not;
 - *uncertain* (do not eat) otherwise.
 
 Both thresholds are chosen on out-of-fold predictions of the training split (``choose``):
 ``edible_below`` is the highest that keeps held-out false edibles within the gate's rate,
-``poisonous_from`` the lowest that keeps held-out edible mushrooms called poisonous within
+never above ``train.abstention.max_edible_risk``; ``poisonous_from`` the lowest that keeps
+held-out edible mushrooms called poisonous within
 ``train.abstention.max_false_poisonous_rate``. Probabilities are calibrated (Platt) on the
-same held-out predictions, never on data the model was fitted on.
+same held-out predictions, never on data the model was fitted on. The edible rule needs
+evidence: the familiar held-out poisonous mushrooms it was tested on must be enough for the
+one-sided 95 % upper bound of its false-edible rate to meet the gate's cross-validated
+rate; else there is no edible region (``edible_below`` = 0) and ``held_out`` says why.
 
-Reasons, in this order: why an answer is uncertain (``unfamiliar``; ``unknown:<trait>``,
-unknown traits that could make it poisonous; ``poisonous_species:<name>``, a poisonous
-species its known traits fit; ``borderline``, between the thresholds); the species it
-fits (``species:<name>``; for an uncertain answer, only the edible ones); and up to three
-known traits that pushed it most towards its verdict (``odor=foul``). Same description,
-same reasons.
+Reasons, in this order: why an answer is uncertain (``unfamiliar``; ``unseen:<trait>=<value>``,
+a value no training mushroom had; ``unknown:<trait>``, unknown traits that could make it
+poisonous; ``undocumented:<trait>``, a known value no species it fits documents;
+``poisonous_species:<name>``, a poisonous species its known traits fit; ``lookalike:<which>``,
+a poisonous species, or how the nearest poisonous training mushroom differs, within one
+trait; ``borderline``, between the thresholds; ``no_edible_region``); the species it fits
+(``species:<name>``; for an uncertain answer, only the edible ones); and up to three known
+traits that pushed it most towards its verdict (``odor=foul``). Same description, same
+reasons. With ``guidance``, each answer also says how far it is from another one:
+``probability_range``, whether an edible answer is still possible, and which unknown
+traits to check next.
 """
 
 from __future__ import annotations
@@ -33,15 +45,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
+from scipy.stats import beta
 from sklearn.metrics import roc_auc_score
 
-from mushroom.familiarity import Familiarity
+from mushroom.familiarity import Assessment, Familiarity
 from mushroom.scoring import FastScorer
 
 EDIBLE, POISONOUS, UNCERTAIN = "edible", "poisonous", "uncertain"
-MAX_EDIBLE_BELOW = 0.5
-"""Whatever the folds allow, edible is never answered at even odds of poison or above."""
 PUSHERS, NAMED = 3, 3
+CONFIDENCE = 0.95
+JUDGED_AT_ONCE = 50_000
+MEASUREMENT_PROBES = 9
+"""An unknown measurement is checked at this many points across its training range."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,28 @@ class Policy:
         return cls(**{k: float(data[k]) for k in cls.__dataclass_fields__})
 
 
+def rate_high(errors: int, n: int) -> float:
+    """One-sided 95 % upper bound of a rate seen as ``errors`` in ``n`` (Clopper-Pearson;
+    0 in n is about 3/n); 1 with nothing seen."""
+    if n <= 0 or errors >= n:
+        return 1.0
+    return float(beta.ppf(CONFIDENCE, errors + 1, n - errors))
+
+
+def rate_low(successes: int, n: int) -> float:
+    """One-sided 95 % lower bound of a rate seen as ``successes`` in ``n``."""
+    return 1.0 - rate_high(n - successes, n) if n > 0 else 0.0
+
+
+def needed_without_error(rate: float) -> int | None:
+    """How many trials without an error make ``rate_high`` meet ``rate`` (None: never)."""
+    if rate <= 0:
+        return None
+    if rate >= 1:
+        return 1
+    return int(np.ceil(np.log(1 - CONFIDENCE) / np.log1p(-rate) - 1e-9))
+
+
 def platt(logit: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Platt scaling with his smoothed targets, so separable folds give a finite slope."""
     positives = y.sum()
@@ -81,28 +118,60 @@ def platt(logit: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(found.x[0]), float(found.x[1])
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What the thresholds must meet on held-out folds (params.yaml)."""
+
+    max_false_edible_rate: float  # evaluate.gate.max_false_edible_rate
+    max_false_poisonous_rate: float  # train.abstention.max_false_poisonous_rate
+    max_edible_risk: float  # train.abstention.max_edible_risk
+    max_cv_false_edible_rate: float  # evaluate.gate.max_cv_false_edible_rate
+
+
 def choose(
     y: np.ndarray,
     logit: np.ndarray,
     worst_logit: np.ndarray,
     familiar: np.ndarray,
-    fits_poisonous: np.ndarray,
-    max_false_edible_rate: float,
-    max_false_poisonous_rate: float,
+    lookalike: np.ndarray,
+    limits: Limits,
 ) -> tuple[Policy, dict]:
-    """The policy from out-of-fold scores of the training split, and how it did there."""
+    """The policy from out-of-fold scores of the training split (complete descriptions:
+    ``worst_logit`` differs from ``logit`` only by values no fitting species documents),
+    and how it did there, with the evidence behind its edible threshold."""
     slope, intercept = platt(logit, y)
     p = expit(slope * logit + intercept)
     p_worst = expit(slope * np.maximum(worst_logit, logit) + intercept)
     poisonous, edible = y == 1, y == 0
-    allowed = int(np.floor(max_false_edible_rate * poisonous.sum() + 1e-9))
-    risky = np.sort(p_worst[familiar & ~fits_poisonous & poisonous])
-    edible_below = min(risky[allowed] if len(risky) > allowed else 1.0, MAX_EDIBLE_BELOW)
-    allowed = int(np.floor(max_false_poisonous_rate * edible.sum() + 1e-9))
-    wrongly = np.sort(p[familiar & edible])[::-1]
+    allowed = int(np.floor(limits.max_false_edible_rate * poisonous.sum() + 1e-9))
+    risky = np.sort(p_worst[familiar & ~lookalike & poisonous])
+    edible_below = min(risky[allowed] if len(risky) > allowed else 1.0, limits.max_edible_risk)
+    allowed = int(np.floor(limits.max_false_poisonous_rate * edible.sum() + 1e-9))
+    wrongly = np.sort(p[edible])[::-1]  # a poisonous answer needs no familiarity
     poisonous_from = np.nextafter(wrongly[allowed], 1.0) if len(wrongly) > allowed else 0.0
+    said_edible = familiar & ~lookalike & (p_worst < edible_below)
+    # Tested: the familiar poisonous mushrooms, which only the lookalike margin and the
+    # threshold stood between and an edible answer.
+    tested, false_edible = int((familiar & poisonous).sum()), int((said_edible & poisonous).sum())
+    high = rate_high(false_edible, tested)
+    needed = needed_without_error(limits.max_cv_false_edible_rate)
+    evidence = {
+        "poisonous_tested": tested,
+        "false_edible": false_edible,
+        "false_edible_rate_high_95": round(high, 6),
+        "needed": needed,
+        "edible_region": high <= limits.max_cv_false_edible_rate,
+    }
+    if not evidence["edible_region"]:
+        edible_below, said_edible = 0.0, np.zeros_like(said_edible)
+        evidence["why"] = (
+            f"no edible answers: the edible rule was tested on {tested} familiar held-out "
+            f"poisonous mushrooms ({false_edible} answered edible), so the 95 % upper bound "
+            f"of its false-edible rate is {high:.4g}, above evaluate.gate."
+            f"max_cv_false_edible_rate {limits.max_cv_false_edible_rate:g}"
+            + (f"; {needed} with no error would be needed" if needed else "")
+        )
     policy = Policy(slope, intercept, float(edible_below), float(max(poisonous_from, edible_below)))
-    said_edible = familiar & ~fits_poisonous & (p_worst < policy.edible_below)
     return policy, {
         "rows": len(y),
         "roc_auc": round(float(roc_auc_score(y, logit)), 6)
@@ -110,21 +179,23 @@ def choose(
         else None,
         "poisonous": int(poisonous.sum()),
         "edible": int(edible.sum()),
-        "false_edible": int((said_edible & poisonous).sum()),
+        "false_edible": false_edible,
         "coverage": round(float((said_edible & edible).sum() / max(edible.sum(), 1)), 6),
         "unfamiliar": int((~familiar).sum()),
-        # familiar poisonous rows the edible threshold was tested on: few means weak evidence
-        "poisonous_tested": len(risky),
+        "lookalike": int(lookalike.sum()),
+        "edible_evidence": evidence,
     }
 
 
 @dataclass
 class Judgement:
     verdict: np.ndarray  # str
-    probability: np.ndarray  # calibrated P(poisonous), unknown traits scored as missing
+    probability: np.ndarray  # calibrated P(poisonous), unknown traits scored as not recorded
     familiar: np.ndarray
     unknown: np.ndarray  # rows × traits not given, in ``Judge.trait_names`` order
     reasons: list[list[str]] | None = None
+    guidance: list[dict] | None = None
+    """With ``guidance``: per row ``probability_range``, ``edible_possible``, ``check_next``."""
 
     ARRAYS = ("verdict", "probability", "familiar", "unknown")
 
@@ -140,8 +211,45 @@ class Judgement:
         )
 
 
+@dataclass
+class _Evidence:
+    """What the model and the detector say of each row, before any threshold."""
+
+    logit: np.ndarray
+    unknown: np.ndarray  # rows × traits not given
+    unseen: np.ndarray  # rows × traits: a known value no training mushroom had
+    assessment: Assessment
+    familiar: np.ndarray  # familiar whatever the unknown traits are, no unseen value
+    hidden: np.ndarray  # value indices with unseen and undocumented values as unknown
+    hidden_numbers: np.ndarray  # measurements with unseen ones as unknown
+    open: np.ndarray  # rows with something scored over its values: unknown, unseen, undocumented
+    worst_logit: np.ndarray | None = None
+    poisonous_distance: np.ndarray | None = None
+
+    @property
+    def distance(self) -> np.ndarray:
+        return self.assessment.distance
+
+
+@dataclass
+class _Bounds:
+    """Everything a verdict is decided from, per row."""
+
+    verdict: np.ndarray
+    p: np.ndarray
+    p_best: np.ndarray
+    p_worst: np.ndarray  # exact where it decides; elsewhere p unless asked for in full
+    familiar: np.ndarray
+    unknown: np.ndarray
+    unseen: np.ndarray  # rows × traits: a known value no training mushroom had
+    assessment: Assessment
+    lookalike: np.ndarray  # a known poisonous mushroom within the margin (where it matters)
+
+
 class Judge:
-    def __init__(self, scorer: FastScorer, familiarity: Familiarity, policy: Policy):
+    def __init__(
+        self, scorer: FastScorer, familiarity: Familiarity, policy: Policy, training: dict
+    ):
         self.scorer, self.familiarity, self.policy = scorer, familiarity, policy
         traits = scorer.categorical + scorer.numeric
         self.trait_names = [t.name for t in traits]
@@ -152,56 +260,191 @@ class Judge:
         self.labels = np.array([label for trait in spelled for label in trait], dtype=object)
         self.label_offsets = np.cumsum([0] + [len(trait) for trait in spelled])[:-1]
         self.species = getattr(familiarity, "species_names", None)
+        # Each value's share of the training mushrooms, end to end as in a candidate mask;
+        # per trait, whether a value a mushroom could have (not "not recorded") never occurred.
+        self.value_shares = [
+            np.array([training["shares"][t.name][v] for v in scorer.values[t.name]])
+            for t in scorer.categorical
+        ]
+        self.seen = np.concatenate([shares > 0 for shares in self.value_shares] or [[]]).astype(
+            bool
+        )
+        self.seen_or_unknown = [np.append(shares > 0, True) for shares in self.value_shares]
+        self.may_be_unseen = np.array(
+            [
+                not (shares[: len(t.describable_values)] > 0).all()
+                for t, shares in zip(scorer.categorical, self.value_shares, strict=True)
+            ],
+            dtype=bool,
+        )
+
+    def index_frame(self, frame):
+        return self.scorer.index_frame(frame)
+
+    def _unseen(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        """Rows × traits: a known value (a measurement outside the training range) that no
+        training mushroom had."""
+        categorical = np.zeros(value_index.shape, bool)
+        for k, seen in enumerate(self.seen_or_unknown):
+            categorical[:, k] = ~seen[value_index[:, k]]
+        low, high = self.scorer.domain[:, 0], self.scorer.domain[:, 1]
+        measured = ~np.isnan(numbers) & ((numbers < low) | (numbers > high))
+        return np.hstack([categorical, measured])
+
+    def _evidence(self, value_index: np.ndarray, numbers: np.ndarray) -> _Evidence:
+        scorer = self.scorer
+        logit = scorer.logit(value_index, numbers)
+        unknown = scorer.unknown(value_index, numbers)
+        assessment = self.familiarity.assess(value_index, numbers)
+        n_categorical = value_index.shape[1]
+        # A value no training mushroom had, given or among an unknown trait's values, makes
+        # a description unfamiliar: the model cannot read it.
+        unseen = self._unseen(value_index, numbers)
+        open_to_unseen = (unknown[:, :n_categorical] & self.may_be_unseen).any(axis=1)
+        familiar = assessment.familiar & ~unseen.any(axis=1) & ~open_to_unseen
+        # Scored at their worst (and best), never as the model would read them: unknown
+        # traits, unseen values, and values no species the description fits documents.
+        hidden = unseen[:, :n_categorical].copy()
+        if assessment.unvouched is not None:
+            hidden |= assessment.unvouched
+        index = np.where(hidden, scorer.unknown_index, value_index)
+        measured = np.where(unseen[:, n_categorical:], np.nan, numbers)
+        open_rows = unknown.any(axis=1) | hidden.any(axis=1) | unseen.any(axis=1)
+        return _Evidence(logit, unknown, unseen, assessment, familiar, index, measured, open_rows)
+
+    def held_out(self, value_index: np.ndarray, numbers: np.ndarray) -> _Evidence:
+        """What choosing the thresholds needs of held-out descriptions, with the worst case
+        of every row (``worst_logit``) and how far the nearest known poisonous mushroom is
+        (``poisonous_distance``); the thresholds of this judge are not used."""
+        evidence = self._evidence(value_index, numbers)
+        evidence.poisonous_distance = self.familiarity.poisonous_distance(value_index, numbers)
+        rows = np.flatnonzero(evidence.open)
+        evidence.worst_logit = evidence.logit.copy()
+        if len(rows):
+            worst = self.scorer.worst_logit(evidence.hidden[rows], evidence.hidden_numbers[rows])
+            evidence.worst_logit[rows] = np.maximum(worst, evidence.logit[rows])
+        return evidence
+
+    def _bounds(self, value_index: np.ndarray, numbers: np.ndarray, full: bool) -> _Bounds:
+        """Verdicts and what they rest on; ``full``: the worst case of every row with an
+        unknown trait, not only where it decides (for ``probability_range``)."""
+        policy, scorer, detector = self.policy, self.scorer, self.familiarity
+        evidence = self._evidence(value_index, numbers)
+        logit, unknown, familiar = evidence.logit, evidence.unknown, evidence.familiar
+        assessment = evidence.assessment
+        p = policy.calibrated(logit)
+        lookalike = np.zeros(len(p), bool)
+        near = np.flatnonzero(familiar & (p < policy.edible_below))  # where a margin matters
+        if len(near):
+            lookalike[near] = detector.lookalike(value_index[near], numbers[near])
+        could_be_edible = familiar & ~lookalike & (p < policy.edible_below)
+        worst_rows = np.flatnonzero((full | could_be_edible) & evidence.open)
+        p_worst = p.copy()
+        if len(worst_rows):
+            worst = scorer.worst_logit(
+                evidence.hidden[worst_rows], evidence.hidden_numbers[worst_rows]
+            )
+            p_worst[worst_rows] = policy.calibrated(np.maximum(worst, logit[worst_rows]))
+        edible = could_be_edible & (p_worst < policy.edible_below)
+        p_best = p.copy()
+        # the best case is below the score: it matters only where the score is poisonous
+        may_be_poisonous = (p >= policy.poisonous_from) & assessment.known_fit
+        partial = np.flatnonzero((full | may_be_poisonous) & evidence.open)
+        if len(partial):
+            index, measured = evidence.hidden[partial], evidence.hidden_numbers[partial]
+            completions = detector.completions(index, measured, scorer.domain)
+            given = np.repeat(index < scorer.unknown_index, detector.sizes, axis=1)
+            completions.cost[~(self.seen | given)] = completions.NEVER  # unseen: unfamiliar
+            p_best[partial] = policy.calibrated(scorer.lowest_logit(completions))
+        # poisonous needs the given traits to be those of some known mushroom: else the
+        # model's score of them is an extrapolation (the answer is uncertain: unfamiliar)
+        poisonous = (p_best >= policy.poisonous_from) & assessment.known_fit
+        verdict = np.where(edible, EDIBLE, np.where(poisonous, POISONOUS, UNCERTAIN))
+        return _Bounds(
+            verdict, p, p_best, p_worst, familiar, unknown, evidence.unseen, assessment, lookalike
+        )
 
     def judge(
-        self, value_index: np.ndarray, numbers: np.ndarray, reasons: bool = True
+        self,
+        value_index: np.ndarray,
+        numbers: np.ndarray,
+        reasons: bool = True,
+        guidance: bool = False,
     ) -> Judgement:
-        """Verdicts for rows of value indices and measurements (``FastScorer`` layout)."""
-        policy, scorer = self.policy, self.scorer
-        logit = scorer.logit(value_index, numbers)
-        p = policy.calibrated(logit)
-        _, familiar, fits = self.familiarity.assess(value_index, numbers)
-        fits_poisonous = (
-            (fits & self.familiarity.poisonous).any(axis=1)
-            if fits is not None
-            else np.zeros(len(p), bool)
-        )
-        unknown = scorer.unknown(value_index, numbers)
-        # The worst case matters only where an answer could otherwise be edible.
-        doubt = np.flatnonzero((p < policy.edible_below) & unknown.any(axis=1))
-        p_worst = p.copy()
-        if len(doubt):
-            worst = scorer.worst_logit(value_index[doubt], numbers[doubt])
-            p_worst[doubt] = policy.calibrated(np.maximum(worst, logit[doubt]))
-        edible = familiar & ~fits_poisonous & (p_worst < policy.edible_below)
-        poisonous = familiar & (p >= policy.poisonous_from)
-        verdict = np.where(edible, EDIBLE, np.where(poisonous, POISONOUS, UNCERTAIN))
-        judgement = Judgement(verdict, p, familiar, unknown)
+        """Verdicts for rows of value indices and measurements (``FastScorer`` layout), in
+        slices of ``JUDGED_AT_ONCE`` rows: a secondary row costs ~1 KB of working tables."""
+        if len(value_index) > JUDGED_AT_ONCE:
+            parts = [
+                self.judge(
+                    value_index[i : i + JUDGED_AT_ONCE],
+                    numbers[i : i + JUDGED_AT_ONCE],
+                    reasons,
+                    guidance,
+                )  # fmt: skip
+                for i in range(0, len(value_index), JUDGED_AT_ONCE)
+            ]
+            judgement = Judgement.pooled(parts)
+            if reasons:
+                judgement.reasons = [r for part in parts for r in part.reasons]
+            if guidance:
+                judgement.guidance = [g for part in parts for g in part.guidance]
+            return judgement
+        bounds = self._bounds(value_index, numbers, full=guidance)
+        judgement = Judgement(bounds.verdict, bounds.p, bounds.familiar, bounds.unknown)
         if reasons:
-            causes = self._causes(verdict, familiar, fits, p, unknown, value_index, numbers)
-            pushers = self._pushers(verdict, unknown, value_index, numbers)
-            named = self._named(verdict, familiar, fits)
+            causes = self._causes(bounds, value_index, numbers)
+            # the model's reading of an unseen or undocumented value is not a reason
+            silent = bounds.unknown | bounds.unseen
+            if bounds.assessment.unvouched is not None:
+                silent[:, : value_index.shape[1]] |= bounds.assessment.unvouched
+            pushers = self._pushers(bounds.verdict, silent, value_index, numbers)
+            named = self._named(bounds)
             judgement.reasons = [c + s + q for c, s, q in zip(causes, named, pushers, strict=True)]
+        if guidance:
+            judgement.guidance = self._guidance(bounds, value_index, numbers)
         return judgement
 
-    def _causes(self, verdict, familiar, fits, p, unknown, value_index, numbers):
+    def _causes(self, bounds: _Bounds, value_index, numbers):
+        verdict, familiar, unknown = bounds.verdict, bounds.familiar, bounds.unknown
+        assessment, uncertain = bounds.assessment, bounds.verdict == UNCERTAIN
         causes: list[list[str]] = [[] for _ in verdict]
         for i in np.flatnonzero(~familiar).tolist():
             causes[i].append("unfamiliar")
+        n_categorical = value_index.shape[1]
+        for i, k in zip(*np.nonzero(bounds.unseen), strict=True):
+            if k < n_categorical:
+                causes[i].append(f"unseen:{self.labels[value_index[i, k] + self.label_offsets[k]]}")
+            else:
+                causes[i].append(f"unseen:{self.trait_names[k]}={numbers[i, k - n_categorical]:g}")
         # An uncertain answer with unknown traits names those that matter most: whatever
         # else holds it back, knowing them could change it.
-        flips = np.flatnonzero((verdict == UNCERTAIN) & unknown.any(axis=1))
+        flips = np.flatnonzero(uncertain & unknown.any(axis=1))
         named = self._flippers(flips, unknown, value_index, numbers)
         for i, traits in zip(flips.tolist(), named, strict=True):
             causes[i] += [f"unknown:{t}" for t in traits]
-        if fits is not None:
-            suspects = fits & self.familiarity.poisonous
-            for i in np.flatnonzero((verdict == UNCERTAIN) & suspects.any(axis=1)).tolist():
+        if assessment.unvouched is not None:
+            undocumented = assessment.unvouched & familiar[:, None] & uncertain[:, None]
+            for i in np.flatnonzero(undocumented.any(axis=1)).tolist():
+                traits = np.flatnonzero(undocumented[i])[:NAMED]
+                causes[i] += [f"undocumented:{self.trait_names[k]}" for k in traits]
+        fits_poisonous = np.zeros(len(verdict), bool)
+        if assessment.fits is not None:
+            suspects = assessment.fits & self.familiarity.poisonous
+            fits_poisonous = suspects.any(axis=1)
+            for i in np.flatnonzero(uncertain & fits_poisonous).tolist():
                 names = [self.species[j] for j in np.flatnonzero(suspects[i])[:NAMED]]
                 causes[i] += [f"poisonous_species:{name}" for name in names]
-        between = (p >= self.policy.edible_below) & (p < self.policy.poisonous_from)
-        for i in np.flatnonzero((verdict == UNCERTAIN) & familiar & between).tolist():
+        near = np.flatnonzero(uncertain & bounds.lookalike & ~fits_poisonous)
+        if len(near):
+            names = self.familiarity.lookalike_names(value_index[near], numbers[near])
+            for i, name in zip(near.tolist(), names, strict=True):
+                causes[i].append(f"lookalike:{name}")
+        between = (bounds.p >= self.policy.edible_below) & (bounds.p < self.policy.poisonous_from)
+        for i in np.flatnonzero(uncertain & familiar & between).tolist():
             causes[i].append("borderline")
+        if self.policy.edible_below <= 0:
+            for i in np.flatnonzero(uncertain).tolist():
+                causes[i].append("no_edible_region")
         return causes
 
     def _flippers(self, rows, unknown, value_index, numbers) -> list[list[str]]:
@@ -224,11 +467,11 @@ class Judge:
                 named[row_of[k]].append(self.trait_names[trait_of[k]])
         return named
 
-    def _pushers(self, verdict, unknown, value_index, numbers) -> list[list[str]]:
-        """Up to three known traits that pushed most towards the verdict."""
+    def _pushers(self, verdict, silent, value_index, numbers) -> list[list[str]]:
+        """Up to three known traits (not ``silent``) that pushed most towards the verdict."""
         pushes = self.scorer.attributions(value_index, numbers)
         pushes = np.where(verdict[:, None] == EDIBLE, -pushes, pushes)
-        pushes[unknown] = 0.0
+        pushes[silent] = 0.0
         top = np.argsort(-pushes, axis=1, kind="stable")[:, :PUSHERS]
         rows = np.arange(len(top))[:, None]
         n_categorical = value_index.shape[1]
@@ -244,14 +487,111 @@ class Judge:
         chosen[pushes[rows, top] <= 0] = None
         return [list(filter(None, row)) for row in chosen.tolist()]
 
-    def _named(self, verdict, familiar, fits) -> list[list[str]]:
+    def _named(self, bounds: _Bounds) -> list[list[str]]:
+        """The species a description fits: when familiar, or complete (a value no training
+        mushroom had does not stop a whole description being recognised)."""
+        fits, familiar = bounds.assessment.fits, bounds.familiar
         if fits is None:
             return [[] for _ in familiar]
+        recognised = familiar | ~bounds.unknown.any(axis=1)
         # an uncertain answer has named its poisonous species among its causes
-        shown = fits & ~((verdict == UNCERTAIN)[:, None] & self.familiarity.poisonous)
+        shown = fits & ~((bounds.verdict == UNCERTAIN)[:, None] & self.familiarity.poisonous)
         return [
             [f"species:{self.species[j]}" for j in np.flatnonzero(shown[i])[:NAMED]]
-            if familiar[i]
+            if recognised[i]
             else []
             for i in range(len(familiar))
         ]
+
+    def _guidance(self, bounds: _Bounds, value_index, numbers) -> list[dict]:
+        """How far each answer is from another: the range its P(poisonous) may take over
+        its unknown traits' values, whether an edible answer is still possible, and the
+        unknown traits to check next, best first, each with the verdicts knowing it alone
+        could give and the values that would."""
+        scorer = self.scorer
+        n, n_categorical = len(value_index), value_index.shape[1]
+        unknown = bounds.unknown
+        # one variant per unknown trait and value a mushroom could have
+        variant_row, variant_trait, variant_value = [], [], []
+        for k, trait in enumerate(scorer.categorical):
+            rows = np.flatnonzero(unknown[:, k])
+            for v in range(len(trait.describable_values)):
+                variant_row.append(rows)
+                variant_trait.append(np.full(len(rows), k))
+                variant_value.append(np.full(len(rows), float(v)))
+        for j in range(len(scorer.numeric)):
+            rows = np.flatnonzero(unknown[:, n_categorical + j])
+            for x in np.linspace(*scorer.domain[j], MEASUREMENT_PROBES):
+                variant_row.append(rows)
+                variant_trait.append(np.full(len(rows), n_categorical + j))
+                variant_value.append(np.full(len(rows), x))
+        row_of = np.concatenate(variant_row or [np.zeros(0, int)]).astype(int)
+        trait_of = np.concatenate(variant_trait or [np.zeros(0, int)]).astype(int)
+        value_of = np.concatenate(variant_value or [np.zeros(0)])
+        index, measured = value_index[row_of].copy(), numbers[row_of].copy()
+        categorical = trait_of < n_categorical
+        index[categorical, trait_of[categorical]] = value_of[categorical].astype(int)
+        numeric = ~categorical
+        measured[numeric, trait_of[numeric] - n_categorical] = value_of[numeric]
+        variants = self._bounds(index, measured, full=True) if len(row_of) else None
+        possible = self._edible_possible(bounds)
+        answers = []
+        for i in range(n):
+            guide = {
+                "probability_range": [float(bounds.p_best[i]), float(bounds.p_worst[i])],
+                "edible_possible": bool(possible[i]),
+                "check_next": [],
+            }
+            if variants is not None:
+                guide["check_next"] = self._check_next(
+                    i, bounds.verdict[i], np.flatnonzero(row_of == i), trait_of, value_of, variants
+                )
+            answers.append(guide)
+        return answers
+
+    def _check_next(self, i, verdict, mine, trait_of, value_of, variants) -> list[dict]:
+        scorer, n_categorical = self.scorer, len(self.scorer.categorical)
+        entries = []
+        for k in np.unique(trait_of[mine]).tolist():
+            own = mine[trait_of[mine] == k]
+            changes: dict[str, list[str]] = {}
+            changed_share = 0.0
+            for position in own.tolist():
+                other = variants.verdict[position]
+                if other == verdict:
+                    continue
+                if k < n_categorical:
+                    trait = scorer.categorical[k]
+                    value = trait.allowed_values[int(value_of[position])]
+                    share = self.value_shares[k][int(value_of[position])]
+                else:
+                    value, share = f"{value_of[position]:g}", 1 / MEASUREMENT_PROBES
+                changes.setdefault(str(other), []).append(value)
+                changed_share += share
+            spread = float(np.ptp(variants.p_worst[own]) + np.ptp(variants.p_best[own]))
+            entries.append(
+                (
+                    (-changed_share, -spread, k),
+                    {
+                        "trait": self.trait_names[k],
+                        "could_make": sorted(changes),
+                        "values": changes,
+                    },
+                )
+            )
+        return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
+
+    def _edible_possible(self, bounds: _Bounds) -> np.ndarray:
+        """False only where no completion of the unknown traits could be answered edible:
+        no edible region, a known unseen value, known traits no familiar mushroom has, no
+        completion scoring low enough, or nothing left unknown and not edible now."""
+        if self.policy.edible_below <= 0:
+            return np.zeros(len(bounds.verdict), bool)
+        assessment = bounds.assessment
+        partial = bounds.unknown.any(axis=1)
+        return (bounds.verdict == EDIBLE) | (
+            partial
+            & assessment.known_fit
+            & ~bounds.unseen.any(axis=1)
+            & (bounds.p_best < self.policy.edible_below)
+        )

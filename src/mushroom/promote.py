@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from mushroom import dataset, registry, replay, tracking
+from mushroom.evaluation import failed_checks
 from mushroom.feedback import FEEDBACK_PATH, FeedbackError
 from mushroom.fsutil import read_json, write_json
 from mushroom.modelstore import (
@@ -39,7 +40,7 @@ from mushroom.modelstore import (
 from mushroom.params import ParamsError, flatten, load_params
 from mushroom.predlog import LogUnavailable, log_path
 
-BULKY = ("seen", "species")
+BULKY = ("seen", "species", "poisonous_rows")
 """The detector's tables stay in policy.json: the card says how it was fitted."""
 
 
@@ -48,13 +49,9 @@ class PromotionRefused(RuntimeError):
 
 
 def require_gate_passed(gate: dict) -> None:
-    failed = [c for c in gate["checks"] if not c["passed"]]
+    failed = failed_checks(gate)
     if failed:
-        reasons = "; ".join(
-            f"{c['metric']} = {c['value']:g} exceeds the limit {c['limit']:g} by {c['excess']:g}"
-            for c in failed
-        )
-        raise PromotionRefused(f"the evaluate gate failed: {reasons}")
+        raise PromotionRefused(f"the evaluate gate failed: {'; '.join(failed)}")
 
 
 def replay_traffic(

@@ -10,7 +10,16 @@ answers must be 0 for the gate to pass.
   into edible; checked along chains of ever smaller descriptions, from test-split rows
   (those answered edible first) and random descriptions;
 - ``poison_markers``: values the code book names as marks of poison (UCI: every odor but
-  almond, anise and none) set into every test-split and random description.
+  almond, anise and none) set into every test-split and random description;
+- ``misread``: every poisonous description of the dataset (both splits; at most
+  ``MISREAD_ROWS``, a seeded sample beyond) with one trait read wrong: each other value a
+  mushroom can have (a measurement: the low end, middle and high end of its training range);
+- ``not_known``: every test-split description with each trait given in each spelling of
+  "I don't know" the API and the CLI accept (``catalogue.NOT_KNOWN``), against the same
+  description with the trait left out: never edible where left out is not;
+- ``unseen``: every value a mushroom can have that no training mushroom had (and each
+  measurement at 1.5 times its training maximum) set into every test-split description
+  answered edible.
 """
 
 from __future__ import annotations
@@ -18,11 +27,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mushroom.catalogue import MISSING, DatasetCatalogue
+from mushroom.catalogue import NOT_KNOWN, TARGET, DatasetCatalogue
+from mushroom.dataset import label
 from mushroom.policy import EDIBLE, Judge
 
 RANDOM_DESCRIPTIONS = 10_000
 CHAINS = 1_000
+MISREAD_ROWS = 4_000
+"""Every poisonous UCI description (3,916); a seeded sample of the secondary data's 33,888."""
+BEYOND_RANGE = 1.5
 
 
 def _verdicts(judge: Judge, frame: pd.DataFrame) -> np.ndarray:
@@ -42,7 +55,7 @@ def single_traits(judge: Judge, catalogue: DatasetCatalogue) -> pd.DataFrame:
             low, high = _domain(judge, trait)
             rows += [{trait.name: x} for x in (low, (low + high) / 2, high)]
         else:
-            rows += [{trait.name: v} for v in trait.allowed_values if v != MISSING]
+            rows += [{trait.name: v} for v in trait.describable_values]
     return pd.DataFrame(rows, columns=catalogue.trait_names)
 
 
@@ -53,7 +66,7 @@ def random_descriptions(judge: Judge, catalogue: DatasetCatalogue, n: int, seed:
         if trait.is_numeric:
             columns[trait.name] = rng.uniform(*_domain(judge, trait), n)
         else:
-            values = [v for v in trait.allowed_values if v != MISSING]
+            values = list(trait.describable_values)
             columns[trait.name] = np.array(values, dtype=object)[rng.integers(0, len(values), n)]
     return pd.DataFrame(columns)
 
@@ -83,21 +96,101 @@ def monotonicity(judge: Judge, catalogue: DatasetCatalogue, starts: pd.DataFrame
     return {"pairs": pairs, "violations": violations}
 
 
-def suite(judge: Judge, catalogue: DatasetCatalogue, test: pd.DataFrame, seed: int) -> dict:
+def misread(judge: Judge, catalogue: DatasetCatalogue, described: pd.DataFrame, seed: int):
+    """Poisonous descriptions with one trait read wrong, answered edible."""
+    poisonous = described[label(described) == 1]
+    rows = len(poisonous)
+    if rows > MISREAD_ROWS:
+        poisonous = poisonous.sample(MISREAD_ROWS, random_state=seed)
+    index, numbers = judge.index_frame(poisonous)
+    variants_index, variants_numbers = [], []
+    for k, trait in enumerate(judge.scorer.categorical):
+        for value in range(len(trait.describable_values)):
+            wrong = index[:, k] != value
+            changed = index[wrong]
+            changed[:, k] = value
+            variants_index.append(changed)
+            variants_numbers.append(numbers[wrong])
+    for k, trait in enumerate(judge.scorer.numeric):
+        low, high = _domain(judge, trait)
+        for value in (low, (low + high) / 2, high):
+            wrong = numbers[:, k] != value
+            changed = numbers[wrong]
+            changed[:, k] = value
+            variants_index.append(index[wrong])
+            variants_numbers.append(changed)
+    verdicts = judge.judge(
+        np.concatenate(variants_index), np.concatenate(variants_numbers), reasons=False
+    ).verdict
+    return {
+        "rows": len(poisonous),
+        "of": rows,
+        "descriptions": len(verdicts),
+        "edible": int((verdicts == EDIBLE).sum()),
+    }
+
+
+def not_known(judge: Judge, catalogue: DatasetCatalogue, test: pd.DataFrame):
+    """Traits given in a spelling of "I don't know", answered edible where the same
+    description with the trait left out is not. A spelling read as unknown (as every one
+    is) is the left-out description itself; any other is judged against it."""
+    described = test[catalogue.trait_names].astype(object).reset_index(drop=True)
+    spellings = sorted(NOT_KNOWN)
+    checked = violations = 0
+    for trait in catalogue.traits:
+        read = {trait.read_value(spelling) for spelling in spellings} - {None}
+        checked += len(spellings) * int(described[trait.name].notna().sum())
+        if not read:
+            continue
+        left_out = _verdicts(judge, described.assign(**{trait.name: None}))
+        for value in sorted(read):
+            given = _verdicts(judge, described.assign(**{trait.name: value}))
+            violations += int(((given == EDIBLE) & (left_out != EDIBLE)).sum())
+    return {"spellings": spellings, "descriptions": checked, "violations": violations}
+
+
+def unseen(
+    judge: Judge, catalogue: DatasetCatalogue, train: pd.DataFrame, answered_edible: pd.DataFrame
+):
+    """Values no training mushroom had (read off the training split itself, not the model's
+    own record of it), set into descriptions answered edible."""
+    variants = []
+    for trait in catalogue.traits:
+        column = train[trait.name]
+        if trait.is_numeric:
+            values = [BEYOND_RANGE * column.max()]
+        else:
+            values = [v for v in trait.describable_values if not (column == v).any()]
+        variants += [answered_edible.assign(**{trait.name: value}) for value in values]
+    if not variants:
+        return {"descriptions": 0, "edible": 0}
+    variants = pd.concat(variants, ignore_index=True)
+    return {
+        "descriptions": len(variants),
+        "edible": int((_verdicts(judge, variants) == EDIBLE).sum()),
+    }
+
+
+def suite(
+    judge: Judge, catalogue: DatasetCatalogue, train: pd.DataFrame, test: pd.DataFrame, seed: int
+) -> dict:
     names = [t.name for t in catalogue.traits]
-    test = test.reindex(columns=names).astype(object)  # dropped traits come back unknown
+    test = test.reindex(columns=names + [TARGET]).astype(object)
     single = _verdicts(judge, single_traits(judge, catalogue))
     random = random_descriptions(judge, catalogue, RANDOM_DESCRIPTIONS, seed)
     random_judged = judge.judge(*judge.scorer.index_frame(random), reasons=False)
-    answered_edible = _verdicts(judge, test) == EDIBLE
+    answered_edible = _verdicts(judge, test[names]) == EDIBLE
     rng = np.random.default_rng(seed)
     starts = pd.concat(
         [
-            test[answered_edible].sample(min(CHAINS, answered_edible.sum()), random_state=seed),
-            test.iloc[rng.permutation(len(test))[: CHAINS // 2]],
+            test[names][answered_edible].sample(
+                min(CHAINS, answered_edible.sum()), random_state=seed
+            ),
+            test[names].iloc[rng.permutation(len(test))[: CHAINS // 2]],
             random.iloc[: CHAINS // 2],
         ]
     )
+    described = pd.concat([train.reindex(columns=names + [TARGET]), test], ignore_index=True)
     report = {
         "single_trait": {"descriptions": len(single), "edible": int((single == EDIBLE).sum())},
         "random": {
@@ -107,12 +200,15 @@ def suite(judge: Judge, catalogue: DatasetCatalogue, test: pd.DataFrame, seed: i
         },
         "monotonicity": monotonicity(judge, catalogue, starts, seed),
         "poison_markers": None,
+        "misread": misread(judge, catalogue, described, seed),
+        "not_known": not_known(judge, catalogue, test),
+        "unseen": unseen(judge, catalogue, train, test[names][answered_edible]),
     }
     if catalogue.poison_markers:
         marked = []
         for trait, values in catalogue.poison_markers.items():
             for value in sorted(values):
-                marked += [test.assign(**{trait: value}), random.assign(**{trait: value})]
+                marked += [test[names].assign(**{trait: value}), random.assign(**{trait: value})]
         verdicts = _verdicts(judge, pd.concat(marked, ignore_index=True))
         report["poison_markers"] = {
             "descriptions": len(verdicts),
@@ -122,11 +218,15 @@ def suite(judge: Judge, catalogue: DatasetCatalogue, test: pd.DataFrame, seed: i
 
 
 def edible_counts(report: dict) -> dict[str, int]:
-    """Each check's count of edible answers (monotonicity: violations); all must be 0."""
+    """Each check's count of edible answers (monotonicity and "not known": violations); all
+    must be 0."""
     counts = {
         "safety.single_trait.edible": report["single_trait"]["edible"],
         "safety.random.edible": report["random"]["edible"],
         "safety.monotonicity.violations": report["monotonicity"]["violations"],
+        "safety.misread.edible": report["misread"]["edible"],
+        "safety.not_known.violations": report["not_known"]["violations"],
+        "safety.unseen.edible": report["unseen"]["edible"],
     }
     if report["poison_markers"] is not None:
         counts["safety.poison_markers.edible"] = report["poison_markers"]["edible"]

@@ -8,10 +8,11 @@ per allowed value, then scores with numpy only: no DataFrame, no category_encode
 request. ``tests/test_scoring.py`` checks it against ``pipeline.predict_proba`` on every
 row of both datasets.
 
-A trait the description leaves out is *unknown*. The model scores it as ``missing`` (its
-code for "not recorded", which the data has), and two figures say what it could do:
-``worst_logit``, the highest log-odds over every value the unknown traits may take, and
-``attributions``, how much each known trait pushed the answer. Logistic regression and
+A trait the description leaves out is *unknown*. The model scores it as ``not_recorded``
+(the data's own "the source did not record it"), and three figures say what it could do:
+``worst_logit``, the highest log-odds over every value the unknown traits may take,
+``lowest_logit``, the lowest over the values a mask allows, and ``attributions``, how
+much each known trait pushed the answer. Logistic regression and
 naive Bayes add one term per trait to the log-odds, so both are exact from per-value
 tables; tree ensembles are bounded leaf by leaf (``mushroom.trees``).
 """
@@ -26,7 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 
-from mushroom.catalogue import MISSING, DatasetCatalogue, value_indices
+from mushroom.catalogue import NOT_RECORDED, DatasetCatalogue, value_indices
 from mushroom.trees import TreeBound
 
 MAX_LOGIT = 30.0
@@ -85,8 +86,8 @@ class FastScorer:
         self.values = {t.name: list(t.allowed_values) for t in self.categorical}
         """Value index i of trait t means ``self.values[t][i]``; ``len(self.values[t])``
         means unknown. Callers encode rows by these indices."""
-        self.missing_index = np.array(
-            [self.values[t.name].index(MISSING) for t in self.categorical]
+        self.not_recorded_index = np.array(
+            [self.values[t.name].index(NOT_RECORDED) for t in self.categorical]
         )
         self.unknown_index = np.array([len(self.values[t.name]) for t in self.categorical])
 
@@ -108,6 +109,11 @@ class FastScorer:
         self.base_row = base_row
         self.medians = imputer.statistics_[self.numeric_columns]
         self.mean, self.scale = scaler.mean_, scaler.scale_
+        owned = [np.flatnonzero((delta != 0).any(axis=0)) for delta in self.deltas]
+        self.scaled_tables = [
+            (columns, self._scaled(base_row + delta)[:, columns])
+            for columns, delta in zip(owned, self.deltas, strict=True)
+        ]
         measured = [training["measurements"][t.name] for t in self.numeric]
         self.domain = np.array([[m["min"], m["max"]] for m in measured]).reshape(-1, 2)
 
@@ -157,6 +163,9 @@ class FastScorer:
             [np.append(t - e, 0.0) for t, e in zip(self.tables, self.expected, strict=True)]
         )
         self.offsets = np.cumsum([0] + [len(t) + 1 for t in self.tables])[:-1].astype(np.intp)
+        # The same tables without the unknown slot, for bounds over a mask of values
+        self.flat_values = np.concatenate(self.tables) if self.tables else np.zeros(0)
+        self.value_offsets = np.cumsum([0] + [len(t) for t in self.tables])[:-1].astype(np.intp)
         low, high = self.domain[:, 0], self.domain[:, 1]
         c1, c2 = self.polynomials[:, 0], self.polynomials[:, 1]
         candidates = [self._poly(low), self._poly(high)]
@@ -193,8 +202,8 @@ class FastScorer:
         return np.concatenate([value_index >= self.unknown_index, np.isnan(numbers)], axis=1)
 
     def point(self, value_index: np.ndarray, numbers: np.ndarray):
-        """Unknown traits as the model scores them: ``missing``, and the median."""
-        index = np.where(value_index >= self.unknown_index, self.missing_index, value_index)
+        """Unknown traits as the model scores them: ``not_recorded``, and the median."""
+        index = np.where(value_index >= self.unknown_index, self.not_recorded_index, value_index)
         return index, np.where(np.isnan(numbers), self.medians, numbers)
 
     def _scaled_numbers(self, numbers: np.ndarray) -> np.ndarray:
@@ -210,23 +219,25 @@ class FastScorer:
             terms = self.flat[index + self.offsets].sum(axis=1)
             logit = self.intercept + terms + self._poly(numbers).sum(axis=1)
         elif self.additive or not self.trees.averaged:  # boosting sums log-odds itself
-            logit = _log_odds(self.model, self._scaled(self._encoded(index, numbers)))
+            logit = _log_odds(self.model, self._scaled_rows(index, numbers))
         else:  # a forest averages probabilities
-            rows = self._scaled(self._encoded(index, numbers))
+            rows = self._scaled_rows(index, numbers)
             p = np.clip(self.model.predict_proba(rows)[:, 1], 1e-12, 1 - 1e-12)
             logit = np.log(p) - np.log1p(-p)
         return np.clip(logit, -MAX_LOGIT, MAX_LOGIT)
 
-    def _encoded(self, index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
-        encoded = np.repeat(self.base_row[None, :], len(index), axis=0)
-        for column, delta in enumerate(self.deltas):
-            encoded += delta[index[:, column]]
-        encoded[:, self.numeric_columns] = numbers
-        return encoded
+    def _scaled_rows(self, index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        """Rows as the model sees them (encoded and scaled), each trait's columns looked up
+        by its value: every encoder we use gives a trait columns of its own."""
+        rows = np.repeat(self._scaled(self.base_row)[None, :], len(index), axis=0)
+        for trait, (columns, table) in enumerate(self.scaled_tables):
+            rows[:, columns] = table[index[:, trait]]
+        rows[:, self.numeric_columns] = self._scaled_numbers(numbers)
+        return rows
 
     def worst_logit(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         """The highest log-odds over every value the unknown traits may take (categorical:
-        any allowed value, ``missing`` included; measurements: the training range)."""
+        any allowed value, ``not_recorded`` included; measurements: the training range)."""
         if not self.additive:
             worst = self.trees.worst_logit(value_index, self._scaled_numbers(numbers))
             return np.clip(worst, -MAX_LOGIT, MAX_LOGIT)
@@ -236,13 +247,49 @@ class FastScorer:
         logit = logit + self.flat[value_index + self.offsets].sum(axis=1)
         return np.clip(logit + self.rounding, -MAX_LOGIT, MAX_LOGIT)
 
+    def lowest_logit(self, completions) -> np.ndarray:
+        """The lowest log-odds over ``completions`` (``familiarity.Completions``: each
+        categorical value's cost within a budget, each measurement's interval): exact for
+        additive models (the cheapest choice within the budget, trait by trait), a lower
+        bound for trees (any value within the budget, each on its own)."""
+        low, high = completions.low, completions.high
+        if not self.additive:
+            columns = self.numeric_columns
+            scale = lambda x: (x - self.mean[columns]) / self.scale[columns]  # noqa: E731
+            lowest = self.trees.lowest_logit(completions.mask, scale(low), scale(high))
+            return np.clip(lowest, -MAX_LOGIT, MAX_LOGIT)
+        logit = self.intercept + self._cheapest(completions.cost, completions.budget)
+        if self.numeric:
+            c1, c2 = self.polynomials[:, 0], self.polynomials[:, 1]
+            vertex = np.divide(-c1, 2 * c2, out=np.full_like(c1, np.nan), where=c2 > 0)
+            inside = (vertex >= low) & (vertex <= high)
+            at_vertex = np.where(inside, self._poly(np.where(inside, vertex, low)), np.inf)
+            ends = np.minimum(self._poly(low), self._poly(high))
+            logit = logit + np.minimum(ends, at_vertex).sum(axis=1)
+        return np.clip(logit - self.rounding, -MAX_LOGIT, MAX_LOGIT)
+
+    def _cheapest(self, cost: np.ndarray, budget: np.ndarray) -> np.ndarray:
+        """The least sum of one table entry per trait whose costs stay within each row's
+        budget: ``least[:, b]``, the least so far spending at most b."""
+        n, most = len(cost), int(budget.max(initial=0))
+        spends = np.arange(most + 1)
+        least = np.zeros((n, most + 1))
+        for start, size in zip(self.value_offsets, [len(t) for t in self.tables], strict=True):
+            after = np.full_like(least, np.inf)
+            for v in range(start, start + size):
+                left = spends - cost[:, v, None]  # rows × budgets: what is left to spend before
+                before = np.take_along_axis(least, np.clip(left, 0, most), axis=1)
+                after = np.minimum(after, np.where(left >= 0, before + self.flat_values[v], np.inf))
+            least = after
+        return least[np.arange(n), budget]
+
     def attributions(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         """How far each trait (categorical, then measurements) pushed each row's answer
         from the average training mushroom's: positive towards poisonous. Exact terms of
         the log-odds for additive models; path credits (Saabas) for tree ensembles."""
         index, numbers = self.point(value_index, numbers)
         if not self.additive:
-            rows = self._scaled(self._encoded(index, numbers)) if self.trees.apply else None
+            rows = self._scaled_rows(index, numbers) if self.trees.apply else None
             return self.trees.attributions(index, self._scaled_numbers(numbers), rows)
         pushes = self.flat_pushes[index + self.offsets]
         if not self.numeric:

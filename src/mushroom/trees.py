@@ -191,6 +191,39 @@ class TreeBound:
 
         return self._in_chunks(worst, value_index, scaled_numbers)
 
+    def lowest_logit(self, mask: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """Lower bound of the log-odds over the values ``mask`` allows each categorical trait
+        (rows × every trait's values end to end) and each measurement's scaled interval
+        ``low``..``high``: the lowest leaf each tree can reach."""
+        n_leaves = len(self.outputs)
+        offsets = np.cumsum([0] + [len(table) - 1 for table in self.reach])
+        step = max(1, 2**25 // max(n_leaves, 1))
+        parts = []
+        for start in range(0, len(mask), step):
+            rows = slice(start, start + step)
+            allowed = mask[rows]
+            bits = np.full(
+                (len(allowed), self.reach[0].shape[1] if self.reach else 0), 0xFF, np.uint8
+            )
+            for t, table in enumerate(self.reach):
+                either = np.zeros_like(bits)
+                for v in range(len(table) - 1):
+                    chosen = allowed[:, offsets[t] + v]
+                    either[chosen] |= table[v]
+                bits &= either
+            reach = np.unpackbits(bits, axis=1, count=n_leaves).astype(bool)
+            if not self.reach:
+                reach = np.ones((len(allowed), n_leaves), bool)
+            for k in range(self.low.shape[1]):
+                lo, hi = (
+                    low[rows, k, None].astype(self.dtype),
+                    high[rows, k, None].astype(self.dtype),
+                )
+                reach &= (hi > self.low[:, k]) & (lo <= self.high[:, k])
+            outputs = np.where(reach, self.outputs, np.inf)
+            parts.append(self._combine(np.minimum.reduceat(outputs, self.starts, axis=1)))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
     def attributions(self, value_index, scaled_numbers, scaled_rows=None) -> np.ndarray:
         """Per-trait push of each fully known row (rows × traits), relative to ``bias``:
         the moves along its path to its leaf in every tree, summed. ``scaled_rows``: the

@@ -34,6 +34,7 @@ from mushroom.fsutil import atomic_path, write_json
 from mushroom.monitoring import (
     SNAPSHOT_PATH,
     drift_report,
+    given_values,
     judged_traits,
     labelled_rows,
     live_quality,
@@ -110,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     summary |= {"missingness": missingness(reference, current, schema.features)}
     evidently_run = None
     if summary["drift_judged"]:
-        traits = judged_traits(reference, current, schema.features)
-        frames = [f[[*traits, "probability", "verdict"]] for f in (reference, current)]
+        given = [given_values(f, schema.features) for f in (reference, current)]
+        traits = judged_traits(*given, schema.features)
+        frames = [f[[*traits, "probability", "verdict"]] for f in given]
         evidently_run = drift_report(*frames, traits, [f for f in numeric if f in traits], params)
         summary |= {
             "reference_unfamiliar_share": round(float(reference["unfamiliar"].mean()), 6),

@@ -20,8 +20,10 @@ from sklearn.inspection import permutation_importance
 from mushroom import dataset, plots, safety, tracking
 from mushroom.bundle import load_bundle
 from mushroom.evaluation import (
+    as_sent_metrics,
     check_gate,
     cross_validated,
+    failed_checks,
     judge_frame,
     labelled_metrics,
     verdict_metrics,
@@ -89,9 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         featurizer = build_featurizer(params, schema.categorical)
         cv = cross_validated(train, schema, params, featurizer, dataset.read_species(args.prepared))
-        metrics = {"test": {"split": schema.split} | verdict_metrics(y, judgement), "cv": cv}
+        test_figures = verdict_metrics(y, judgement) | {"as_sent": as_sent_metrics(judge, test)}
+        metrics = {"test": {"split": schema.split} | test_figures, "cv": cv}
         metrics |= labelled_metrics(judge, labelled)
-        report = safety.suite(judge, schema.catalogue, test, seed)
+        report = safety.suite(judge, schema.catalogue, train, test, seed)
         gate = check_gate(metrics, safety.edible_counts(report), params)
     except SingleClass as exc:
         return fail("evaluate", f"{args.prepared / dataset.TRAIN_FILE}: {exc}")
@@ -120,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     print(f"evaluate: MLflow run {run_id} in {tracking.tracking_uri()}")
-    failed = [
-        f"{c['metric']} {c['value']} > {c['limit']}" for c in gate["checks"] if not c["passed"]
-    ]
+    failed = failed_checks(gate)
     test_figures, labelled_figures = metrics["test"], metrics["labelled"]
     labelled_line = (
         f"labelled answers: {labelled_figures['false_edible']} of "

@@ -16,16 +16,11 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from mushroom import dataset, feedback
-from mushroom.catalogue import EDIBLE, MISSING, POISONOUS, TARGET, get_catalogue, with_species
+from mushroom.catalogue import EDIBLE, NOT_RECORDED, POISONOUS, TARGET, get_catalogue, with_species
 from mushroom.fsutil import atomic_dir, write_json
 from mushroom.params import ParamsError, load_params
 from mushroom.rawdata import SPECIES_ID, RawDataError, data_file, read_raw, read_species_profiles
 from mushroom.stages import fail
-
-
-def drop_constant(frame: pd.DataFrame, traits: list[str]) -> tuple[pd.DataFrame, list[str]]:
-    constant = [t for t in traits if frame[t].nunique(dropna=False) <= 1]
-    return frame.drop(columns=constant), constant
 
 
 def split(frame: pd.DataFrame, how: str, test_size: float, seed: int, source: Path):
@@ -61,7 +56,6 @@ def summarise(
     test: pd.DataFrame,
     n_raw: int,
     features: list[str],
-    dropped: list[str],
 ) -> dict:
     def balance(part: pd.DataFrame) -> dict:
         return {
@@ -69,16 +63,17 @@ def summarise(
             "poisonous_share": round(float((part[TARGET] == POISONOUS).mean()), 4),
         }
 
-    missing = {f: int(((full[f] == MISSING) | full[f].isna()).sum()) for f in features}
+    not_recorded = {f: int(((full[f] == NOT_RECORDED) | full[f].isna()).sum()) for f in features}
     summary = {
         "rows_raw": n_raw,
         "duplicates_dropped": n_raw - len(full),
         "rows": len(full),
         "n_features": len(features),
-        "dropped_constant": len(dropped),
+        # A trait of one value stays a feature: another value is then one never seen
+        "constant": [f for f in features if train[f].nunique(dropna=False) <= 1],
         "train": balance(train),
         "test": balance(test),
-        "missing": {f: n for f, n in missing.items() if n},
+        "not_recorded": {f: n for f, n in not_recorded.items() if n},
     }
     if SPECIES_ID in full:
         train_species = set(with_species(train)[SPECIES_ID])
@@ -103,10 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         name, how = params.data.dataset, params.prepare.split
         raw = read_raw(name, args.raw_dir)
         profiles = read_species_profiles(args.raw_dir) if name == "secondary" else []
-        traits = get_catalogue(name).trait_names
-        frame, dropped = drop_constant(raw, traits)
-        features = [t for t in traits if t not in dropped]
-        frame = dataset.deduplicate(frame, features)
+        features = get_catalogue(name).trait_names
+        frame = dataset.deduplicate(raw, features)
         source = data_file(name, args.raw_dir)
         train, test = split(frame, how, params.prepare.test_size, params.prepare.seed, source)
         use = params.prepare.feedback.use
@@ -121,14 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         train.to_parquet(tmp / dataset.TRAIN_FILE, index=False)
         test.to_parquet(tmp / dataset.TEST_FILE, index=False)
         labelled.to_parquet(tmp / dataset.LABELLED_FILE, index=False)
-        dataset.write_schema(tmp, dataset.Schema(name, how, features, dropped))
+        dataset.write_schema(tmp, dataset.Schema(name, how, features))
         dataset.write_species(tmp, profiles)
-    summary = summarise(frame, train, test, len(raw), features, dropped)
+    summary = summarise(frame, train, test, len(raw), features)
     write_json(args.summary, summary | {"feedback": joined})
     print(
         f"prepare: {name}/{how}: {len(train)} train, {len(test)} test rows, "
-        f"{len(labelled)} labelled descriptions; "
-        f"dropped constant {dropped or 'none'}; {len(raw) - len(frame)} duplicates"
+        f"{len(labelled)} labelled descriptions; constant in training: "
+        f"{summary['constant'] or 'none'}; {len(raw) - len(frame)} duplicates"
     )
     return 0
 
