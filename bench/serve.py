@@ -9,7 +9,8 @@ request timed by the client: no coordinated-omission correction, no synthetic sa
   errors;
 - one request of 1,000 mushrooms (median of --repeats);
 - in-process single-row judgement: the service's fast path (probability, familiarity,
-  worst case over unknown traits, verdict and reasons) vs ``pipeline.predict_proba``.
+  lookalike margin, worst case over unknown traits, verdict, reasons and guidance) vs
+  ``pipeline.predict_proba``.
 
 Baseline: bench/baseline_server.py, FastAPI + pydantic -> DataFrame -> the same fitted
 pipeline per request. Ratios are service / baseline.
@@ -122,8 +123,8 @@ def big_request(port: int, body: bytes, repeats: int) -> float:
 
 
 def in_process(model_dir: Path, row: dict, repeats: int = 2000) -> tuple[float, float]:
-    """Median µs of one single-row judgement (verdict and reasons), then the pipeline's
-    predict_proba alone."""
+    """Median µs of one single-row judgement (verdict, reasons and guidance, as the service
+    asks for), then the pipeline's predict_proba alone."""
     import pandas as pd
 
     from mushroom.classifier import Classifier
@@ -144,7 +145,7 @@ def in_process(model_dir: Path, row: dict, repeats: int = 2000) -> tuple[float, 
             times.append(time.perf_counter() - started)
         return statistics.median(times) * 1e6
 
-    fast = median_us(lambda: judge.judge(index, numbers), repeats)
+    fast = median_us(lambda: judge.judge(index, numbers, guidance=True), repeats)
     assert classifier.classify(mushroom)[0]  # the same model answers through the full path
     return fast, median_us(lambda: pipeline.predict_proba(frame), 50)
 

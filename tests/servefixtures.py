@@ -146,6 +146,23 @@ def trained_workdir(
     return env
 
 
+def train_alone(source: Path, workdir: Path, params: dict) -> Path:
+    """The train stage alone, in-process, in ``workdir``: on the prepared data, features and
+    encoder of ``source`` (a trained workdir), with its params changed by ``params``
+    (dotted keys). Returns ``workdir``."""
+    from mushroom.stages import train
+
+    (workdir / "models").mkdir(parents=True)
+    (workdir / "reports").mkdir()
+    (workdir / "prepared").symlink_to(source / "prepared")
+    changed = rawfixtures.set_params(workdir / "params.yaml", params, source=source / "params.yaml")
+    args = stage_args(workdir)["train"]
+    args[args.index("--features") + 1] = str(source / "features")
+    args[args.index("--featurizer") + 1] = str(source / "models" / "featurizer.joblib")
+    assert train.main(["--params", str(changed), *args]) == 0
+    return workdir
+
+
 def build_and_promote(workdir: Path, raw: Path, bentoml_home: Path, **params) -> Promoted:
     """A trained workdir, promoted into the shared ``bentoml_home``."""
     env = trained_workdir(workdir, raw, {"BENTOML_HOME": str(bentoml_home)}, **params)

@@ -18,17 +18,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import rawfixtures
 from mushroom import dataset, safety
-from mushroom.bundle import load_bundle
+from mushroom.bundle import OutdatedBundle, load_bundle
 from mushroom.catalogue import NOT_KNOWN, NOT_RECORDED, TARGET, Trait, get_catalogue
 from mushroom.classifier import Classifier
 from mushroom.evaluation import check_gate, failed_checks, judge_frame, verdict_metrics
 from mushroom.familiarity import Familiarity
 from mushroom.params import load_params
 from mushroom.policy import EDIBLE, POISONOUS, UNCERTAIN, Judge, rate_high
-from mushroom.stages import train
-from servefixtures import Server, serving, stage_args
+from servefixtures import Server, serving, train_alone
 
 FIELD_GUIDE = Path(__file__).parent / "field_guide" / "secondary.json"
 SPELLINGS = sorted(NOT_KNOWN) + ["MISSING", " Missing ", "Unknown", "NOT_RECORDED"]
@@ -89,27 +87,13 @@ def secondary_server(secondary_model, tmp_path_factory):
         yield server
 
 
-def trained_only(source: Path, workdir: Path, params: dict) -> Path:
-    """The train stage alone in ``workdir``, on ``source``'s prepared data and features,
-    with ``source``'s params changed by ``params`` (dotted keys)."""
-    (workdir / "models").mkdir(parents=True)
-    (workdir / "reports").mkdir()
-    (workdir / "prepared").symlink_to(source / "prepared")
-    changed = rawfixtures.set_params(workdir / "params.yaml", params, source=source / "params.yaml")
-    args = stage_args(workdir)["train"]
-    args[args.index("--features") + 1] = str(source / "features")
-    args[args.index("--featurizer") + 1] = str(source / "models" / "featurizer.joblib")
-    assert train.main(["--params", str(changed), *args]) == 0
-    return workdir
-
-
 @pytest.fixture(scope="module")
 def uci_models(uci_model, tmp_path_factory) -> dict[str, Path]:
     """A workdir per model of ``train.model`` on the real UCI data: the promoted logistic
     regression's, and the others trained here (forest: 50 trees)."""
     workdirs = {"logreg": uci_model.workdir}
     for model in ("random_forest", "hist_gb", "naive_bayes"):
-        workdirs[model] = trained_only(
+        workdirs[model] = train_alone(
             uci_model.workdir,
             tmp_path_factory.mktemp(model),
             {"train.model": model, "train.random_forest.n_estimators": 50},
@@ -316,7 +300,7 @@ def test_without_enough_held_out_evidence_nothing_is_edible_and_the_gate_says_so
     29,956 without an error): train leaves no edible region and says why, answers say
     no_edible_region, and the coverage floor fails the gate (promotion refuses such a
     model: tests/test_service.py)."""
-    workdir = trained_only(
+    workdir = train_alone(
         uci_model.workdir, tmp_path, {"evaluate.gate.max_cv_false_edible_rate": 0.0001}
     )
     policy = json.loads((workdir / "models" / "policy.json").read_text())
@@ -537,3 +521,18 @@ def test_the_gate_refuses_a_model_crafted_to_fail_each_new_check(uci_model, monk
     monkeypatch.setattr(Trait, "read_value", missing_is_a_value)
     failed = failed_checks(_gate_of(bundle.judge(), workdir))
     assert [f for f in failed if f.startswith("safety.not_known.violations = ")], failed
+
+
+@pytest.mark.parametrize("change", ["no margin", "a trait dropped"])
+def test_a_model_trained_before_the_evidence_rule_is_refused(uci_model, tmp_path, change):
+    """A policy without a lookalike margin, or whose model dropped a constant trait, would
+    be judged half-way: loading it fails naming the file and what to do."""
+    policy = json.loads((uci_model.workdir / "models" / "policy.json").read_text())
+    if change == "no margin":
+        del policy["familiarity"]["lookalike_traits"]
+    else:
+        policy["features"].remove("veil_type")
+    outdated = tmp_path / "policy.json"
+    outdated.write_text(json.dumps(policy))
+    with pytest.raises(OutdatedBundle, match="train it again .dvc repro. and promote"):
+        load_bundle(uci_model.workdir / "models" / "model.joblib", outdated)

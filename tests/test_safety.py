@@ -17,7 +17,7 @@ from mushroom.bundle import load_bundle
 from mushroom.catalogue import get_catalogue
 from mushroom.policy import EDIBLE, UNCERTAIN, Limits, choose, rate_high
 from mushroom.rawdata import PRIMARY_FILE, ROWS_PER_SPECIES, SECONDARY_FILE
-from servefixtures import trained_workdir
+from servefixtures import train_alone, trained_workdir
 
 CAUSES = (
     "unfamiliar",
@@ -175,12 +175,10 @@ def test_removing_traits_never_turns_an_answer_edible(uci_model, tmp_path, model
     with a familiarity limit loose enough that partial descriptions can be familiar."""
     workdir = uci_model.workdir
     if model != "logreg":
-        workdir = tmp_path / "work"
-        trained_workdir(
+        workdir = train_alone(
             workdir,
-            (uci_model.workdir / "raw").resolve(),
-            train__model=model,
-            train__random_forest__n_estimators=30,
+            tmp_path / "work",
+            {"train.model": model, "train.random_forest.n_estimators": 30},
         )
     bundle = bundle_of(workdir)
     bundle.familiarity["limit"] = 45  # two traits left out are familiar if all else is seen

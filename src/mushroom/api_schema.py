@@ -67,6 +67,10 @@ NOT_KNOWN_TEXT = (
     "leave it out (or null, 'missing', 'unknown', '?') if you do not know: the answer then "
     "holds whatever it is"
 )
+NOT_RECORDED_TEXT = (
+    "The datasets' own 'not recorded' (a field guide that did not describe the trait) is "
+    "not something a mushroom has: it is read as unknown too"
+)
 
 
 def _allowed_text(trait: Trait) -> str:
@@ -194,7 +198,7 @@ def mushroom_model(catalogue: DatasetCatalogue, ranges: dict[str, tuple[float, f
                     default=None,
                     validation_alias=names,
                     description=f"{trait.column}: {_allowed_text(trait)}; codes and any case "
-                    f"are accepted too; {NOT_KNOWN_TEXT}",
+                    f"are accepted too; {NOT_KNOWN_TEXT}. {NOT_RECORDED_TEXT}",
                     json_schema_extra={
                         "example": next(iter(trait.codes.values())),
                         "x-codes": dict(trait.codes),

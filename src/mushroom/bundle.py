@@ -56,8 +56,29 @@ class Bundle:
         write_json(policy_path, self.policy_document())
 
 
-def load_bundle(model_path: Path, policy_path: Path) -> Bundle:
+class OutdatedBundle(ValueError):
+    """A model trained before the current evidence rule: it cannot be judged by it."""
+
+
+def current_policy(policy_path: Path) -> dict:
+    """``policy.json``, if written by the current train stage; else OutdatedBundle. Since
+    issue 15 every trait is a feature and the detector holds its lookalike margin: an older
+    model would be judged without them, so it is refused, never judged half-way."""
     document = read_json(policy_path)
+    catalogue = get_catalogue(document["dataset"])
+    if (
+        document["features"] != catalogue.trait_names
+        or "lookalike_traits" not in document["familiarity"]
+    ):
+        raise OutdatedBundle(
+            f"{policy_path}: trained before every trait counted and edible answers needed a "
+            "lookalike margin; train it again (dvc repro) and promote the new model"
+        )
+    return document
+
+
+def load_bundle(model_path: Path, policy_path: Path) -> Bundle:
+    document = current_policy(policy_path)
     return Bundle(
         joblib.load(model_path),
         document["dataset"],

@@ -57,10 +57,8 @@ class Classifier:
             for t in categorical
         ]
         self.readable = [np.array([*t.allowed_values, None], dtype=object) for t in categorical]
-        scorer = self.judge.scorer
-        self.scored_categorical = [self.categorical_names.index(t.name) for t in scorer.categorical]
-        self.scored_numeric = [self.numeric_names.index(t.name) for t in scorer.numeric]
-        # Columns are categorical traits then numeric ones; these put them in catalogue order.
+        # Columns are categorical traits then numeric ones (every trait is a feature: the
+        # judge's layout); these put them in catalogue order.
         both = self.categorical_names + self.numeric_names
         self.trait_names = [t.name for t in self.catalogue.traits]
         self.catalogue_order = [both.index(name) for name in self.trait_names]
@@ -86,9 +84,7 @@ class Classifier:
         spelled as in the prepared data (readable names; measurements), None where unknown."""
         n = len(mushrooms)
         index, numbers = self.indices(mushrooms)
-        judgement = self.judge.judge(
-            index[:, self.scored_categorical], numbers[:, self.scored_numeric], guidance=True
-        )
+        judgement = self.judge.judge(index, numbers, guidance=True)
         unknown, scored = judgement.unknown, self.judge.trait_names
         gone = {
             i: [scored[j] for j in np.flatnonzero(unknown[i])]

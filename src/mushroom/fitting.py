@@ -126,7 +126,7 @@ def fit_bundle(
         scored = judge.held_out(*judge.index_frame(held_rows))
         logit[held], worst[held] = scored.logit, scored.worst_logit
         distance[held], to_poisonous[held] = scored.distance, scored.poisonous_distance
-        familiar[held] = scored.familiar
+        familiar[held] = scored.eligible  # familiar and nothing undocumented: may be edible
     spec = familiarity.fit(frame, catalogue, features, profiles, quantile)
     if spec["method"] == "pairs":
         spec["limit"] = familiarity.limit_from_held_out(distance, quantile)

@@ -211,6 +211,10 @@ class Judgement:
         )
 
 
+def _slices(n: int) -> list[slice]:
+    return [slice(i, i + JUDGED_AT_ONCE) for i in range(0, n, JUDGED_AT_ONCE)]
+
+
 @dataclass
 class _Evidence:
     """What the model and the detector say of each row, before any threshold."""
@@ -220,9 +224,10 @@ class _Evidence:
     unseen: np.ndarray  # rows × traits: a known value no training mushroom had
     assessment: Assessment
     familiar: np.ndarray  # familiar whatever the unknown traits are, no unseen value
-    hidden: np.ndarray  # value indices with unseen and undocumented values as unknown
-    hidden_numbers: np.ndarray  # measurements with unseen ones as unknown
-    open: np.ndarray  # rows with something scored over its values: unknown, unseen, undocumented
+    eligible: np.ndarray  # familiar, and every given value documented: may be edible
+    ranged_index: np.ndarray  # value indices, unseen and undocumented values as unknown
+    ranged_numbers: np.ndarray  # measurements, unseen ones as unknown
+    ranged: np.ndarray  # rows with a trait taken over its values: unknown, unseen, undocumented
     worst_logit: np.ndarray | None = None
     poisonous_distance: np.ndarray | None = None
 
@@ -260,15 +265,14 @@ class Judge:
         self.labels = np.array([label for trait in spelled for label in trait], dtype=object)
         self.label_offsets = np.cumsum([0] + [len(trait) for trait in spelled])[:-1]
         self.species = getattr(familiarity, "species_names", None)
-        # Each value's share of the training mushrooms, end to end as in a candidate mask;
-        # per trait, whether a value a mushroom could have (not "not recorded") never occurred.
+        # Each value's share of the training mushrooms; whether it was seen, every trait's
+        # values end to end (as in familiarity.Completions); per trait, whether a value a
+        # mushroom could have (not "not recorded") never occurred.
         self.value_shares = [
             np.array([training["shares"][t.name][v] for v in scorer.values[t.name]])
             for t in scorer.categorical
         ]
-        self.seen = np.concatenate([shares > 0 for shares in self.value_shares] or [[]]).astype(
-            bool
-        )
+        self.seen = np.concatenate([np.zeros(0, bool)] + [s > 0 for s in self.value_shares])
         self.seen_or_unknown = [np.append(shares > 0, True) for shares in self.value_shares]
         self.may_be_unseen = np.array(
             [
@@ -304,13 +308,19 @@ class Judge:
         familiar = assessment.familiar & ~unseen.any(axis=1) & ~open_to_unseen
         # Scored at their worst (and best), never as the model would read them: unknown
         # traits, unseen values, and values no species the description fits documents.
-        hidden = unseen[:, :n_categorical].copy()
+        unread = unseen[:, :n_categorical].copy()
+        # A value only a blank of the species it fits accepts is undocumented: the species is
+        # recognised, but the data cannot vouch for the value, so it is never edible.
+        eligible = familiar.copy()
         if assessment.unvouched is not None:
-            hidden |= assessment.unvouched
-        index = np.where(hidden, scorer.unknown_index, value_index)
+            unread |= assessment.unvouched
+            eligible &= ~assessment.unvouched.any(axis=1)
+        index = np.where(unread, scorer.unknown_index, value_index)
         measured = np.where(unseen[:, n_categorical:], np.nan, numbers)
-        open_rows = unknown.any(axis=1) | hidden.any(axis=1) | unseen.any(axis=1)
-        return _Evidence(logit, unknown, unseen, assessment, familiar, index, measured, open_rows)
+        ranged = unknown.any(axis=1) | unread.any(axis=1) | unseen.any(axis=1)
+        return _Evidence(
+            logit, unknown, unseen, assessment, familiar, eligible, index, measured, ranged
+        )
 
     def held_out(self, value_index: np.ndarray, numbers: np.ndarray) -> _Evidence:
         """What choosing the thresholds needs of held-out descriptions, with the worst case
@@ -318,48 +328,63 @@ class Judge:
         (``poisonous_distance``); the thresholds of this judge are not used."""
         evidence = self._evidence(value_index, numbers)
         evidence.poisonous_distance = self.familiarity.poisonous_distance(value_index, numbers)
-        rows = np.flatnonzero(evidence.open)
+        rows = np.flatnonzero(evidence.ranged)
         evidence.worst_logit = evidence.logit.copy()
         if len(rows):
-            worst = self.scorer.worst_logit(evidence.hidden[rows], evidence.hidden_numbers[rows])
+            worst = self.scorer.worst_logit(
+                evidence.ranged_index[rows], evidence.ranged_numbers[rows]
+            )
             evidence.worst_logit[rows] = np.maximum(worst, evidence.logit[rows])
         return evidence
 
-    def _bounds(self, value_index: np.ndarray, numbers: np.ndarray, full: bool) -> _Bounds:
+    def edible(self, value_index: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        """Which rows are answered edible: the verdict's edible half alone, without the
+        best cases a poisonous answer needs (the safety suite judges ~10⁶ descriptions)."""
+        parts = [
+            self._bounds(value_index[r], numbers[r], full=False, poisonous=False).verdict == EDIBLE
+            for r in _slices(len(value_index))
+        ]
+        return np.concatenate(parts or [np.zeros(0, bool)])
+
+    def _bounds(
+        self, value_index: np.ndarray, numbers: np.ndarray, full: bool, poisonous: bool = True
+    ) -> _Bounds:
         """Verdicts and what they rest on; ``full``: the worst case of every row with an
-        unknown trait, not only where it decides (for ``probability_range``)."""
+        unknown trait, not only where it decides (for ``probability_range``); without
+        ``poisonous``, no best case: a verdict is edible or not (uncertain)."""
         policy, scorer, detector = self.policy, self.scorer, self.familiarity
         evidence = self._evidence(value_index, numbers)
         logit, unknown, familiar = evidence.logit, evidence.unknown, evidence.familiar
         assessment = evidence.assessment
         p = policy.calibrated(logit)
         lookalike = np.zeros(len(p), bool)
-        near = np.flatnonzero(familiar & (p < policy.edible_below))  # where a margin matters
+        eligible = evidence.eligible
+        near = np.flatnonzero(eligible & (p < policy.edible_below))  # where a margin matters
         if len(near):
             lookalike[near] = detector.lookalike(value_index[near], numbers[near])
-        could_be_edible = familiar & ~lookalike & (p < policy.edible_below)
-        worst_rows = np.flatnonzero((full | could_be_edible) & evidence.open)
+        could_be_edible = eligible & ~lookalike & (p < policy.edible_below)
+        worst_rows = np.flatnonzero((full | could_be_edible) & evidence.ranged)
         p_worst = p.copy()
         if len(worst_rows):
             worst = scorer.worst_logit(
-                evidence.hidden[worst_rows], evidence.hidden_numbers[worst_rows]
+                evidence.ranged_index[worst_rows], evidence.ranged_numbers[worst_rows]
             )
             p_worst[worst_rows] = policy.calibrated(np.maximum(worst, logit[worst_rows]))
         edible = could_be_edible & (p_worst < policy.edible_below)
         p_best = p.copy()
         # the best case is below the score: it matters only where the score is poisonous
-        may_be_poisonous = (p >= policy.poisonous_from) & assessment.known_fit
-        partial = np.flatnonzero((full | may_be_poisonous) & evidence.open)
+        may_be_poisonous = (p >= policy.poisonous_from) & assessment.known_fit & poisonous
+        partial = np.flatnonzero((full | may_be_poisonous) & evidence.ranged)
         if len(partial):
-            index, measured = evidence.hidden[partial], evidence.hidden_numbers[partial]
+            index, measured = evidence.ranged_index[partial], evidence.ranged_numbers[partial]
             completions = detector.completions(index, measured, scorer.domain)
             given = np.repeat(index < scorer.unknown_index, detector.sizes, axis=1)
             completions.cost[~(self.seen | given)] = completions.NEVER  # unseen: unfamiliar
             p_best[partial] = policy.calibrated(scorer.lowest_logit(completions))
         # poisonous needs the given traits to be those of some known mushroom: else the
         # model's score of them is an extrapolation (the answer is uncertain: unfamiliar)
-        poisonous = (p_best >= policy.poisonous_from) & assessment.known_fit
-        verdict = np.where(edible, EDIBLE, np.where(poisonous, POISONOUS, UNCERTAIN))
+        said_poisonous = (p_best >= policy.poisonous_from) & assessment.known_fit & poisonous
+        verdict = np.where(edible, EDIBLE, np.where(said_poisonous, POISONOUS, UNCERTAIN))
         return _Bounds(
             verdict, p, p_best, p_worst, familiar, unknown, evidence.unseen, assessment, lookalike
         )
@@ -374,15 +399,10 @@ class Judge:
         """Verdicts for rows of value indices and measurements (``FastScorer`` layout), in
         slices of ``JUDGED_AT_ONCE`` rows: a secondary row costs ~1 KB of working tables."""
         if len(value_index) > JUDGED_AT_ONCE:
-            parts = [
-                self.judge(
-                    value_index[i : i + JUDGED_AT_ONCE],
-                    numbers[i : i + JUDGED_AT_ONCE],
-                    reasons,
-                    guidance,
-                )  # fmt: skip
-                for i in range(0, len(value_index), JUDGED_AT_ONCE)
+            rows = [
+                slice(i, i + JUDGED_AT_ONCE) for i in range(0, len(value_index), JUDGED_AT_ONCE)
             ]
+            parts = [self.judge(value_index[r], numbers[r], reasons, guidance) for r in rows]
             judgement = Judgement.pooled(parts)
             if reasons:
                 judgement.reasons = [r for part in parts for r in part.reasons]
@@ -535,21 +555,26 @@ class Judge:
         measured[numeric, trait_of[numeric] - n_categorical] = value_of[numeric]
         variants = self._bounds(index, measured, full=True) if len(row_of) else None
         possible = self._edible_possible(bounds)
+        order = np.argsort(row_of, kind="stable")  # each row's variants, side by side
+        ends = np.searchsorted(row_of[order], np.arange(n + 1))
         answers = []
         for i in range(n):
-            guide = {
-                "probability_range": [float(bounds.p_best[i]), float(bounds.p_worst[i])],
-                "edible_possible": bool(possible[i]),
-                "check_next": [],
-            }
-            if variants is not None:
-                guide["check_next"] = self._check_next(
-                    i, bounds.verdict[i], np.flatnonzero(row_of == i), trait_of, value_of, variants
-                )
-            answers.append(guide)
+            mine = order[ends[i] : ends[i + 1]]
+            answers.append(
+                {
+                    "probability_range": [float(bounds.p_best[i]), float(bounds.p_worst[i])],
+                    "edible_possible": bool(possible[i]),
+                    "check_next": self._check_next(
+                        bounds.verdict[i], mine, trait_of, value_of, variants
+                    )
+                    if len(mine)
+                    else [],
+                }
+            )
         return answers
 
-    def _check_next(self, i, verdict, mine, trait_of, value_of, variants) -> list[dict]:
+    def _check_next(self, verdict, mine, trait_of, value_of, variants) -> list[dict]:
+        """The unknown traits of one answer (its variants ``mine``), ranked."""
         scorer, n_categorical = self.scorer, len(self.scorer.categorical)
         entries = []
         for k in np.unique(trait_of[mine]).tolist():
@@ -583,15 +608,22 @@ class Judge:
 
     def _edible_possible(self, bounds: _Bounds) -> np.ndarray:
         """False only where no completion of the unknown traits could be answered edible:
-        no edible region, a known unseen value, known traits no familiar mushroom has, no
+        no edible region, a known unseen or undocumented value (knowing more only narrows
+        the species that could vouch for it), known traits no familiar mushroom has, no
         completion scoring low enough, or nothing left unknown and not edible now."""
         if self.policy.edible_below <= 0:
             return np.zeros(len(bounds.verdict), bool)
         assessment = bounds.assessment
+        undocumented = (
+            assessment.unvouched.any(axis=1)
+            if assessment.unvouched is not None
+            else np.zeros(len(bounds.verdict), bool)
+        )
         partial = bounds.unknown.any(axis=1)
         return (bounds.verdict == EDIBLE) | (
             partial
             & assessment.known_fit
             & ~bounds.unseen.any(axis=1)
+            & ~undocumented
             & (bounds.p_best < self.policy.edible_below)
         )

@@ -14,9 +14,11 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
+from mushroom.bundle import OutdatedBundle, current_policy
 from mushroom.champion import registry_file, registry_uri
-from mushroom.modelstore import ALIAS, GATE_TAG, MOVE_TAG_PREFIX, NAME, find_entry
+from mushroom.modelstore import ALIAS, GATE_TAG, MOVE_TAG_PREFIX, NAME, POLICY_FILE, find_entry
 
 KEY_METRICS = ("test.accuracy", "test.false_edible", "test.coverage", "cv.accuracy")
 """Copied into each move from the new champion's version tags (set by promotion)."""
@@ -129,11 +131,16 @@ def rollback(mlflow_client, to: str | None, reason: str) -> dict:
             f"version {target} did not pass the evaluate gate at promotion "
             f"(its tag '{GATE_TAG}' is {tags.get(GATE_TAG)!r}); not serving it"
         )
-    if find_entry(target, tags.get("inputs_sha256")) is None:
+    entry = find_entry(target, tags.get("inputs_sha256"))
+    if entry is None:
         raise RollbackRefused(
             f"version {target} has no entry in the BentoML store, so the service could not "
             "load it; check out its commit and run `make promote` to save it again"
         )
+    try:
+        current_policy(Path(entry.path) / POLICY_FILE)
+    except OutdatedBundle as exc:
+        raise RollbackRefused(f"version {target}: the service would not serve it: {exc}") from exc
     return move_champion(mlflow_client, target, "rollback", reason)
 
 

@@ -38,8 +38,8 @@ MISREAD_ROWS = 4_000
 BEYOND_RANGE = 1.5
 
 
-def _verdicts(judge: Judge, frame: pd.DataFrame) -> np.ndarray:
-    return judge.judge(*judge.scorer.index_frame(frame), reasons=False).verdict
+def _edible(judge: Judge, frame: pd.DataFrame) -> np.ndarray:
+    return judge.edible(*judge.scorer.index_frame(frame))
 
 
 def _domain(judge: Judge, trait) -> np.ndarray:
@@ -76,7 +76,7 @@ def monotonicity(judge: Judge, catalogue: DatasetCatalogue, starts: pd.DataFrame
     rng = np.random.default_rng(seed)
     names = [t.name for t in catalogue.traits]
     current = starts[names].astype(object).reset_index(drop=True)
-    before = _verdicts(judge, current)
+    before = _edible(judge, current)
     pairs = violations = 0
     remaining = np.array([rng.permutation(len(names)) for _ in range(len(current))])
     dropped = 0
@@ -89,9 +89,9 @@ def monotonicity(judge: Judge, catalogue: DatasetCatalogue, starts: pd.DataFrame
         for column in range(take.shape[1]):
             for trait in np.unique(take[:, column]):
                 smaller.loc[take[:, column] == trait, names[trait]] = None
-        after = _verdicts(judge, smaller)
+        after = _edible(judge, smaller)
         pairs += len(smaller)
-        violations += int(((after == EDIBLE) & (before != EDIBLE)).sum())
+        violations += int((after & ~before).sum())
         current, before = smaller, after
     return {"pairs": pairs, "violations": violations}
 
@@ -119,14 +119,12 @@ def misread(judge: Judge, catalogue: DatasetCatalogue, described: pd.DataFrame, 
             changed[:, k] = value
             variants_index.append(index[wrong])
             variants_numbers.append(changed)
-    verdicts = judge.judge(
-        np.concatenate(variants_index), np.concatenate(variants_numbers), reasons=False
-    ).verdict
+    edible = judge.edible(np.concatenate(variants_index), np.concatenate(variants_numbers))
     return {
         "rows": len(poisonous),
         "of": rows,
-        "descriptions": len(verdicts),
-        "edible": int((verdicts == EDIBLE).sum()),
+        "descriptions": len(edible),
+        "edible": int(edible.sum()),
     }
 
 
@@ -142,10 +140,10 @@ def not_known(judge: Judge, catalogue: DatasetCatalogue, test: pd.DataFrame):
         checked += len(spellings) * int(described[trait.name].notna().sum())
         if not read:
             continue
-        left_out = _verdicts(judge, described.assign(**{trait.name: None}))
+        left_out = _edible(judge, described.assign(**{trait.name: None}))
         for value in sorted(read):
-            given = _verdicts(judge, described.assign(**{trait.name: value}))
-            violations += int(((given == EDIBLE) & (left_out != EDIBLE)).sum())
+            given = _edible(judge, described.assign(**{trait.name: value}))
+            violations += int((given & ~left_out).sum())
     return {"spellings": spellings, "descriptions": checked, "violations": violations}
 
 
@@ -167,7 +165,7 @@ def unseen(
     variants = pd.concat(variants, ignore_index=True)
     return {
         "descriptions": len(variants),
-        "edible": int((_verdicts(judge, variants) == EDIBLE).sum()),
+        "edible": int(_edible(judge, variants).sum()),
     }
 
 
@@ -176,10 +174,10 @@ def suite(
 ) -> dict:
     names = [t.name for t in catalogue.traits]
     test = test.reindex(columns=names + [TARGET]).astype(object)
-    single = _verdicts(judge, single_traits(judge, catalogue))
+    single = _edible(judge, single_traits(judge, catalogue))
     random = random_descriptions(judge, catalogue, RANDOM_DESCRIPTIONS, seed)
     random_judged = judge.judge(*judge.scorer.index_frame(random), reasons=False)
-    answered_edible = _verdicts(judge, test[names]) == EDIBLE
+    answered_edible = _edible(judge, test[names])
     rng = np.random.default_rng(seed)
     starts = pd.concat(
         [
@@ -192,7 +190,7 @@ def suite(
     )
     described = pd.concat([train.reindex(columns=names + [TARGET]), test], ignore_index=True)
     report = {
-        "single_trait": {"descriptions": len(single), "edible": int((single == EDIBLE).sum())},
+        "single_trait": {"descriptions": len(single), "edible": int(single.sum())},
         "random": {
             "descriptions": len(random),
             "edible": int((random_judged.verdict == EDIBLE).sum()),
@@ -209,11 +207,8 @@ def suite(
         for trait, values in catalogue.poison_markers.items():
             for value in sorted(values):
                 marked += [test[names].assign(**{trait: value}), random.assign(**{trait: value})]
-        verdicts = _verdicts(judge, pd.concat(marked, ignore_index=True))
-        report["poison_markers"] = {
-            "descriptions": len(verdicts),
-            "edible": int((verdicts == EDIBLE).sum()),
-        }
+        edible = _edible(judge, pd.concat(marked, ignore_index=True))
+        report["poison_markers"] = {"descriptions": len(edible), "edible": int(edible.sum())}
     return report
 
 

@@ -26,12 +26,13 @@ from starlette.routing import Route
 
 from mushroom.api_schema import ANSWERS, Answer, served_mushroom
 from mushroom.batching import dispatch_when_free
+from mushroom.bundle import OutdatedBundle, current_policy
 from mushroom.champion import NoChampion, select
 from mushroom.classifier import Classifier, read_card
 from mushroom.controlsocket import private_control_sockets
 from mushroom.docspage import DocsPage, project_info
 from mushroom.httpguard import error_response, guard
-from mushroom.modelstore import NAME
+from mushroom.modelstore import NAME, POLICY_FILE
 from mushroom.predlog import (
     LabelConflict,
     LogUnavailable,
@@ -49,6 +50,10 @@ except NoChampion as exc:
     raise SystemExit(f"error: {exc}; not serving") from None
 MODEL_TAG = SERVED.tag
 MODEL_DIR = bentoml.models.get(MODEL_TAG).path
+try:
+    current_policy(Path(MODEL_DIR) / POLICY_FILE)
+except OutdatedBundle as exc:
+    raise SystemExit(f"error: {MODEL_TAG}: {exc}; not serving") from None
 CARD = read_card(MODEL_DIR)
 MAX_MUSHROOMS = int(CARD["params"]["serve"]["max_mushrooms"])
 Mushroom = served_mushroom(MODEL_DIR)
