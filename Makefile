@@ -9,7 +9,7 @@ RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 DRIFT_WINDOW := $(wildcard data/monitoring/window.parquet.dvc)
 FEEDBACK := $(wildcard data/feedback/labelled.parquet.dvc)
 
-.PHONY: run test env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep promtool
+.PHONY: run test test-fast env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep promtool
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes. uv installs no
 # bytecode by default: where PYTHONDONTWRITEBYTECODE is set, every process then compiles all
@@ -32,7 +32,8 @@ repro: pull
 	$(WITH_ENV) dvc repro
 	$(WITH_ENV) python -m mushroom.stages.evaluate --skip-if-logged
 	@echo
-	@echo "metrics:  reports/metrics.json (test split, cv), reports/safety.json, reports/held_out.json, reports/data_summary.json"
+	@echo "compared: reports/summary.json (dvc metrics diff, dvc exp show)"
+	@echo "reports:  reports/metrics.json (test split, cv), reports/safety.json, reports/held_out.json, reports/data_summary.json"
 	@echo "gate:     reports/gate.json"
 	@echo "plots:    reports/plots/images/*.png (offline), or 'dvc plots show' (HTML, loads vega from a CDN)"
 	@echo "MLflow:   source env.sh && mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1"
@@ -45,7 +46,7 @@ promote: repro
 # what the alias named at start: after `mushroom promote` or `mushroom rollback`, restart it.
 serve: env
 	@echo "API docs: http://127.0.0.1:3000/  (OpenAPI: /docs.json, model: /model)"
-	$(WITH_ENV) bentoml serve mushroom.service:MushroomClassifier --host 127.0.0.1 --port 3000
+	$(WITH_ENV) bentoml serve mushroom.serving.service:MushroomClassifier --host 127.0.0.1 --port 3000
 
 run: promote
 	$(MAKE) --no-print-directory serve
@@ -62,6 +63,11 @@ requirements: env
 
 test: env promtool
 	$(WITH_ENV) python -m pytest
+
+# The unit and validation tier (under a minute): no real data, pipeline run, server or
+# evaluate stage; the tests that need one are marked slow by tests/conftest.py.
+test-fast: env promtool
+	$(WITH_ENV) python -m pytest -m "not slow"
 
 # promtool (Debian's `prometheus` package) checks and unit-tests src/prometheus/alerts.yml in
 # the tests. When it is missing, only its binary (it needs nothing but libc) is unpacked into
@@ -84,6 +90,7 @@ promtool: env
 review: env
 	$(WITH_ENV) dvc params diff main --md
 	$(WITH_ENV) dvc metrics diff main --md
+	$(WITH_ENV) dvc metrics diff main --md --targets reports/metrics.json reports/held_out.json
 	$(WITH_ENV) dvc plots diff main --out reports/plots_diff
 	@echo "plots diff: reports/plots_diff/index.html"
 
@@ -96,6 +103,6 @@ bench-serve: pull
 bench-drift: pull
 	$(WITH_ENV) python bench/drift.py --repeats 5
 
-# The README's results table: every dataset x split x model through the real stages (~40 min).
+# docs/results.md's table: every dataset x split x model through the real stages (~40 min).
 bench-sweep: pull
 	$(WITH_ENV) python bench/sweep.py

@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel, create_model
 
-from mushroom.catalogue import get_catalogue
+from mushroom.core.catalogue import get_catalogue
 
 
 def build_app(model_path: str, card_path: str) -> FastAPI:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
-from mushroom.bundle import load_bundle  # noqa: E402
-from mushroom.catalogue import SECONDARY  # noqa: E402
-from mushroom.predlog import PredictionLog  # noqa: E402
-from mushroom.rawdata import read_raw  # noqa: E402
+from mushroom.core.catalogue import SECONDARY  # noqa: E402
+from mushroom.data.prediction_log import PredictionLog  # noqa: E402
+from mushroom.data.raw import read_raw  # noqa: E402
+from mushroom.model.bundle import load_bundle  # noqa: E402
 from repocopy import REPO  # noqa: E402
 from servefixtures import trained_workdir  # noqa: E402
 

@@ -37,8 +37,8 @@ import joblib
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "tests"))
-from mushroom.catalogue import UCI  # noqa: E402
-from mushroom.rawdata import read_raw  # noqa: E402
+from mushroom.core.catalogue import UCI  # noqa: E402
+from mushroom.data.raw import read_raw  # noqa: E402
 from repocopy import REPO  # noqa: E402
 from servefixtures import Promoted, build_and_promote, free_port, kill_tree  # noqa: E402
 
@@ -127,7 +127,7 @@ def in_process(model_dir: Path, row: dict, repeats: int = 2000) -> tuple[float, 
     asks for), then the pipeline's predict_proba alone."""
     import pandas as pd
 
-    from mushroom.classifier import Classifier
+    from mushroom.serving.classifier import Classifier
 
     classifier = Classifier(model_dir)
     mushroom = [classifier.mushroom(row)]
@@ -184,7 +184,7 @@ def main() -> None:
             "bentoml": lambda port: [
                 str(bin_dir / "bentoml"),
                 "serve",
-                "mushroom.service:MushroomClassifier",
+                "mushroom.serving.service:MushroomClassifier",
                 "--host",
                 "127.0.0.1",
                 "--port",

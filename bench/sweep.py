@@ -1,4 +1,4 @@
-"""The README's results table: every dataset × split × model, through the real stages.
+"""docs/results.md's table: every dataset × split × model, through the real stages.
 
 For each combination, prepare → featurize → train → evaluate run in a throw-away workdir
 with the repository's params.yaml (only data.dataset, prepare.split and train.model

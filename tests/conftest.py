@@ -7,6 +7,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import rawfixtures  # noqa: E402
 
+SLOW_FIXTURES = {"pulled_repo", "bentoml_home", "uci_model", "secondary_model", "mlflow_store"}
+"""The real data pulled into a copy of the repository, pipelines and servers run on it, and
+the evaluate stage (cross-validation, safety suite, an MLflow run) on fixture data: a test
+that needs any of them is in the full tier only (``make test``), not ``make test-fast``."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def uci_raw(tmp_path: Path) -> Path:

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import yaml
 
-from mushroom.catalogue import SECONDARY, UCI
-from mushroom.rawdata import PRIMARY_FILE, ROWS_PER_SPECIES, SECONDARY_FILE, UCI_FILE
+from mushroom.core.catalogue import SECONDARY, UCI
+from mushroom.data.raw import (
+    PRIMARY_FILE,
+    ROWS_PER_SPECIES,
+    SECONDARY_CODE_BOOK,
+    SECONDARY_FILE,
+    UCI_CODE_BOOK,
+    UCI_FILE,
+)
 
 POISONOUS_ODORS = {"f", "y", "s", "p", "c", "m"}
 REPO = Path(__file__).resolve().parents[1]
@@ -37,13 +44,42 @@ def relabel_at_random(path: Path, seed: int = 0) -> Path:
     rng = random.Random(seed)
     lines = path.read_text().splitlines()
     path.write_text("".join(f"{rng.choices('ep', [7, 3])[0]}{line[1:]}\n" for line in lines))
+    return recount_uci(path)
+
+
+def recount_uci(path: Path) -> Path:
+    """The code book beside a UCI data file a test rewrote, saying what it now holds."""
+    write_uci_code_book(path.parents[1], [line[0] for line in path.read_text().splitlines()])
     return path
 
 
 def write_uci(raw_dir: Path, n_rows: int = 400, seed: int = 0) -> Path:
     path = raw_dir / UCI_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(",".join(row) + "\n" for row in uci_rows(n_rows, seed)))
+    rows = uci_rows(n_rows, seed)
+    path.write_text("".join(",".join(row) + "\n" for row in rows))
+    write_uci_code_book(raw_dir, [row[0] for row in rows])
+    return path
+
+
+def write_uci_code_book(raw_dir: Path, classes: list[str]) -> Path:
+    """The counts of the real agaricus-lepiota.names, in its words, for ``classes``."""
+    edible, poisonous = classes.count("e"), classes.count("p")
+    path = raw_dir / UCI_CODE_BOOK
+    path.write_text(
+        f"5. Number of Instances: {len(classes)}\n\n"
+        f"9. Class Distribution: \n    --    edible: {edible}\n    -- poisonous: {poisonous}\n"
+    )
+    return path
+
+
+def write_secondary_code_book(raw_dir: Path, n_species: int) -> Path:
+    """The counts of the real secondary_data_meta.txt, in its words."""
+    path = raw_dir / SECONDARY_CODE_BOOK
+    path.write_text(
+        f"\tThis dataset includes {n_species * ROWS_PER_SPECIES} hypothetical mushrooms with "
+        f"caps based on {n_species} species ({ROWS_PER_SPECIES} mushrooms\n\tper species).\n"
+    )
     return path
 
 
@@ -104,6 +140,7 @@ def write_secondary(raw_dir: Path, n_species: int = 6, seed: int = 0) -> Path:
         ";".join(["Test Family", f"Species {i}", c] + cells[i]) for i, c in enumerate(classes)
     ]
     (raw_dir / PRIMARY_FILE).write_bytes(("\r\n".join(primary) + "\r\n").encode("ascii"))
+    write_secondary_code_book(raw_dir, n_species)
     return data
 
 

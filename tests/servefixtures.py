@@ -80,6 +80,8 @@ def stage_args(workdir: Path) -> dict[str, list[str]]:
             f"{w}/reports/safety.json",
             "--gate",
             f"{w}/reports/gate.json",
+            "--summary",
+            f"{w}/reports/summary.json",
             "--plots",
             f"{w}/reports/plots",
         ],
@@ -104,7 +106,7 @@ def run_pipeline(workdir: Path, env: dict[str, str]) -> None:
 def promote(workdir: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     w = str(workdir)
     return run_module(
-        "mushroom.promote",
+        "mushroom.lifecycle.promotion",
         [
             "--params",
             f"{w}/params.yaml",
@@ -197,7 +199,7 @@ def kill_tree(root: int) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-SOURCE_SERVICE = "mushroom.service:MushroomClassifier"
+SOURCE_SERVICE = "mushroom.serving.service:MushroomClassifier"
 
 
 @contextlib.contextmanager

@@ -75,10 +75,10 @@ def test_the_built_bento_serves_the_promoted_model(built, uci_model, tmp_path):
     assert info["bento_model"] == uci_model.tag
     name, version = tag.split(":")
     bento_code = Path(uci_model.env["BENTOML_HOME"], "bentos", name, version, "src")
-    imported = re.findall(r"[^\s'\"]+/mushroom/service\.py", server.output_path.read_text())
-    assert imported, "no import of mushroom.service in the server's verbose output"
+    imported = re.findall(r"[^\s'\"]+/mushroom/serving/service\.py", server.output_path.read_text())
+    assert imported, "no import of mushroom.serving.service in the server's verbose output"
     assert {Path(path).resolve() for path in imported} == {
-        (bento_code / "mushroom" / "service.py").resolve()
+        (bento_code / "mushroom" / "serving" / "service.py").resolve()
     }
 
 
@@ -111,16 +111,16 @@ def test_the_container_runs_as_its_own_user_not_root(bento):
     assert f"ARG MUSHROOM_PREDICTION_LOG=/home/{user}/" in dockerfile
 
 
-def test_the_readme_gives_the_container_user_its_log_folder(bento):
-    """The README's `docker run` mounts a folder the container's user can write."""
+def test_the_serving_docs_give_the_container_user_its_log_folder(bento):
+    """docs/serving.md's `docker run` mounts a folder the container's user can write."""
     dockerfile = (bento / "env" / "docker" / "Dockerfile").read_text()
     uid = re.search(r"^ARG BENTO_USER_UID=(\d+)$", dockerfile, re.M).group(1)
     gid = re.search(r"^ARG BENTO_USER_GID=(\d+)$", dockerfile, re.M).group(1)
     log = re.search(r"^ARG MUSHROOM_PREDICTION_LOG=(\S+)$", dockerfile, re.M).group(1)
-    readme = (REPO / "README.md").read_text()
-    folder, owner = re.search(r"mkdir -p (\S+) && sudo chown (\d+:\d+) \1", readme).groups()
+    serving = (REPO / "docs" / "serving.md").read_text()
+    folder, owner = re.search(r"mkdir -p (\S+) && sudo chown (\d+:\d+) \1", serving).groups()
     assert owner == f"{uid}:{gid}"
-    assert f'-v {folder[:-1]}:{Path(log).parent}"' in readme
+    assert f'-v {folder[:-1]}:{Path(log).parent}"' in serving
 
 
 def test_serving_requirements_match_the_lock():
@@ -151,11 +151,8 @@ def test_bento_holds_the_model_and_only_the_serving_code(bento, uci_model):
     model_dir = bento / "models" / "mushroom-classifier" / version
     assert (model_dir / "model.joblib").stat().st_size > 0
     assert (model_dir / "model_card.json").is_file()
-    shipped = {p.name for p in (bento / "src" / "mushroom").glob("*.py")}
-    included = {
-        Path(p).name for p in yaml.safe_load((REPO / "bentofile.yaml").read_text())["include"]
-    }
-    assert shipped == included
+    shipped = {p.relative_to(bento / "src").as_posix() for p in (bento / "src").rglob("*.py")}
+    assert shipped == set(yaml.safe_load((REPO / "bentofile.yaml").read_text())["include"])
     assert not (bento / "src" / "mushroom" / "stages").exists()
 
 
@@ -164,7 +161,7 @@ def test_service_imports_from_the_bento_code_alone(bento, uci_model):
     probe = (
         "import sys; sys.path = [p for p in sys.path if not p.endswith('/src')];"
         f"sys.path.insert(0, {str(bento / 'src')!r});"
-        "import mushroom.service as s; print(s.__file__); print(s.MushroomClassifier.name)"
+        "import mushroom.serving.service as s; print(s.__file__); print(s.MushroomClassifier.name)"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe],
@@ -175,6 +172,6 @@ def test_service_imports_from_the_bento_code_alone(bento, uci_model):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        str(bento / "src" / "mushroom" / "service.py"),
+        str(bento / "src" / "mushroom" / "serving" / "service.py"),
         "mushroom-classifier",
     ]

@@ -18,12 +18,13 @@ import pandas as pd
 import pytest
 from pydantic import TypeAdapter
 
-from mushroom.api_schema import NOT_KNOWN_HINT, mushroom_model
-from mushroom.batch import ANSWER_COLUMNS, validate_rows
-from mushroom.catalogue import SECONDARY, UCI
 from mushroom.cli import main
-from mushroom.rawdata import UCI_FILE
-from mushroom.text import MAX_SHOWN_ERRORS, SHOWN_CHARACTERS
+from mushroom.core.catalogue import SECONDARY, UCI
+from mushroom.core.text import MAX_SHOWN_ERRORS, SHOWN_CHARACTERS
+from mushroom.data.prediction_log import PredictionLog
+from mushroom.data.raw import UCI_FILE
+from mushroom.serving.csv_scoring import ANSWER_COLUMNS, validate_rows
+from mushroom.serving.schema import NOT_KNOWN_HINT, mushroom_model
 from servefixtures import Server, run_module
 
 
@@ -192,13 +193,16 @@ def test_output_that_must_not_be_replaced_is_refused(predict, tmp_path):
     (tmp_path / "hard.csv").hardlink_to(source)
     (tmp_path / "kept.csv").write_text("kept\n")
     (tmp_path / "kept.csv").chmod(0o444)
+    PredictionLog(tmp_path / "predictions.db").close()
+    log_before = (tmp_path / "predictions.db").read_bytes()
     refused = {
         "link.csv": "is a symbolic link; give the path of a regular file",
-        "fifo": "is not a regular file (a FIFO, device or socket); the answers are written to "
-        "a new file that replaces the output, so give a file path",
+        "fifo": "is not a regular file (a FIFO, device or socket); the output is written to "
+        "a new file that replaces it, so give a file path",
         "folder": "is a directory; give a file path",
-        "in.csv": "is the input file; write the answers to another file",
-        "hard.csv": "is the input file; write the answers to another file",
+        "in.csv": "is the input file; write to another file",
+        "hard.csv": "is the input file; write to another file",
+        "predictions.db": "is an SQLite database (a log?); not replacing it",
         "kept.csv": "is read-only; not replacing it",
         "in.csv/out.csv": f"{source} is not a directory",
     }
@@ -207,8 +211,9 @@ def test_output_that_must_not_be_replaced_is_refused(predict, tmp_path):
         assert predict(source, "-o", output) == (2, f"mushroom predict: {output}: {problem}\n")
     assert (tmp_path / "link.csv").is_symlink() and source.read_text() == "odor\nfoul\n"
     assert (tmp_path / "fifo").is_fifo() and (tmp_path / "kept.csv").read_text() == "kept\n"
+    assert (tmp_path / "predictions.db").read_bytes() == log_before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["in.csv", "link.csv", "fifo", "folder", "hard.csv", "kept.csv"]
+        ["in.csv", "link.csv", "fifo", "folder", "hard.csv", "kept.csv", "predictions.db"]
     )
 
 

@@ -11,11 +11,11 @@ import pytest
 
 import rawfixtures
 import repocopy
-from mushroom.catalogue import NOT_RECORDED
-from mushroom.classifier import Classifier
 from mushroom.cli import main as mushroom
-from mushroom.monitoring import write_snapshot
-from mushroom.predlog import PredictionLog
+from mushroom.core.catalogue import NOT_RECORDED
+from mushroom.data.prediction_log import PredictionLog
+from mushroom.monitoring.drift import write_snapshot
+from mushroom.serving.classifier import Classifier
 from mushroom.stages import drift
 from servefixtures import run_module, trained_workdir
 
@@ -97,7 +97,9 @@ def test_a_shifted_trait_raises_the_alarm_and_is_named(uci_model, tmp_path, caps
     code = mushroom(["monitor", "check", "--report", str(tmp_path / "drift" / "drift.json")])
     assert code in (3, 4)  # dataset drift, and prediction drift if the verdicts moved too
     assert re.search(
-        r"ALERT dataset drift: \d+% of traits drifted \(.*habitat", capsys.readouterr().out
+        r"ALERT dataset drift: \d+% of traits drifted, more than drift.share_threshold 0% "
+        r"\(.*habitat",
+        capsys.readouterr().out,
     )
 
 
@@ -198,17 +200,24 @@ def test_the_html_report_renders_without_network(uci_model, tmp_path):
                 "column_scores": {"odor": 0.123456, "habitat": 0.01},
             },
             3,
-            "ALERT dataset drift: 10% of traits drifted (odor 0.123)",
+            "ALERT dataset drift: 10% of traits drifted, more than drift.share_threshold 0% "
+            "(odor 0.123)",
         ),
-        (
-            {"prediction_drift": True, "prediction_drift_score": 0.25},
+        (  # the verdicts fired, not P(poisonous): the line says which, and against what
+            {
+                "prediction_drift": True,
+                "prediction_drift_score": 0.00442,
+                "column_scores": {"probability": 0.00442, "verdict": 0.75},
+            },
             4,
-            "ALERT prediction drift: score 0.25",
+            "ALERT prediction drift: P(poisonous) score 0.00442 < drift.prediction_threshold "
+            "0.1; verdicts score 0.75 >= drift.prediction_threshold 0.1",
         ),
         (
             {"unfamiliar_alarm": True, "unfamiliar_share": 0.125},
             3,
-            "ALERT 12.5% of descriptions are unlike the training mushrooms (training split: 0.0%)",
+            "ALERT 12.5% of descriptions are unlike the training mushrooms, above "
+            "drift.max_unfamiliar_share 5.0% (training split: 0.0%)",
         ),
         (
             {
@@ -217,6 +226,7 @@ def test_the_html_report_renders_without_network(uci_model, tmp_path):
                 "drifted_columns": ["odor"],
                 "prediction_drift": True,
                 "prediction_drift_score": 0.25,
+                "column_scores": {"odor": 0.2, "probability": 0.25, "verdict": 0.0},
                 "live_false_edible": 2,
             },
             5,
@@ -238,6 +248,7 @@ def test_monitor_check_exit_codes(tmp_path, capsys, report, code, line):
         "unfamiliar_alarm": False,
         "unfamiliar_share": 0.0,
         "reference_unfamiliar_share": 0.0,
+        "thresholds": {"prediction": 0.1, "share": 0.0, "unfamiliar": 0.05},
     }
     path = tmp_path / "drift.json"
     path.write_text(json.dumps(healthy | report))
@@ -341,7 +352,7 @@ def test_the_html_shows_classification_quality_once_labels_come_back(
 def test_a_log_written_before_unfamiliar_and_reasons_gains_them(tmp_path):
     import sqlite3
 
-    from mushroom.predlog import TRAIT_COLUMNS, read_predictions
+    from mushroom.data.prediction_log import TRAIT_COLUMNS, read_predictions
 
     path = tmp_path / "predictions.db"
     with sqlite3.connect(path) as db:  # the schema of the previous release
@@ -437,3 +448,34 @@ def test_an_unknown_source_is_a_params_error(tmp_path, capsys):
     assert drift.main(["--params", str(params)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.endswith("drift.source = 'stream': Input should be 'log' or 'scenario'")
+
+
+def test_a_live_check_judges_with_the_served_champion_not_the_workspace_model(
+    uci_model, bentoml_home, tmp_path, monkeypatch, capsys
+):
+    """The workspace's model may have moved on since promotion: the logged answers are
+    judged by the champion that gave them. Here the workspace model is not even readable."""
+    classifier = served_classifier(uci_model, bentoml_home)
+    log_test_split(classifier, uci_model, tmp_path, 30)
+    workspace = tmp_path / "workspace"
+    (workspace / "data").mkdir(parents=True)
+    (workspace / "data" / "prepared").symlink_to(uci_model.workdir / "prepared")
+    (workspace / "params.yaml").write_bytes((uci_model.workdir / "params.yaml").read_bytes())
+    (workspace / "models").mkdir()
+    for name in ("model.joblib", "policy.json"):
+        (workspace / "models" / name).write_text("not the champion")
+    for name in ("MLFLOW_TRACKING_URI", "BENTOML_HOME"):
+        monkeypatch.setenv(name, uci_model.env[name])
+    monkeypatch.delenv("MUSHROOM_MODEL", raising=False)
+    monkeypatch.chdir(workspace)
+    live = ["monitor", "check", "--live", "--log", str(tmp_path / "predictions.db")]
+    assert mushroom(live) == 0
+    out = capsys.readouterr().out
+    assert f"judged with the champion {uci_model.tag}" in out
+    assert json.loads((workspace / "data/live/drift.json").read_text())["n_current"] == 30
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'no-store.db'}")
+    assert mushroom(live) == 2  # no champion: the workspace model, said so, is no model
+    said = capsys.readouterr()
+    assert "judged with the workspace model models/model.joblib (no champion: " in said.out
+    assert said.err.startswith("mushroom monitor check: ")

@@ -18,14 +18,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mushroom import dataset, safety
-from mushroom.bundle import OutdatedBundle, load_bundle
-from mushroom.catalogue import NOT_KNOWN, NOT_RECORDED, TARGET, Trait, get_catalogue
-from mushroom.classifier import Classifier
-from mushroom.evaluation import check_gate, failed_checks, judge_frame, verdict_metrics
-from mushroom.familiarity import Familiarity
-from mushroom.params import load_params
-from mushroom.policy import EDIBLE, POISONOUS, UNCERTAIN, Judge, rate_high
+from mushroom.core.catalogue import NOT_KNOWN, NOT_RECORDED, TARGET, Trait, get_catalogue
+from mushroom.core.params import load_params
+from mushroom.data import prepared
+from mushroom.model import safety
+from mushroom.model.bundle import OutdatedBundle, load_bundle
+from mushroom.model.evaluation import check_gate, failed_checks, judge_frame, verdict_metrics
+from mushroom.model.familiarity import COUNTED_DIRECTLY, Familiarity
+from mushroom.model.policy import EDIBLE, POISONOUS, UNCERTAIN, Judge, rate_high
+from mushroom.serving.classifier import Classifier
 from servefixtures import Server, serving, train_alone
 
 FIELD_GUIDE = Path(__file__).parent / "field_guide" / "secondary.json"
@@ -52,7 +53,7 @@ def bundle_of(workdir: Path):
 
 
 def split_rows(workdir: Path) -> pd.DataFrame:
-    return pd.read_parquet(workdir / "prepared" / dataset.TEST_FILE)
+    return pd.read_parquet(workdir / "prepared" / prepared.TEST_FILE)
 
 
 def classify(server: Server, mushrooms: list[dict]) -> list[dict]:
@@ -198,7 +199,10 @@ def test_one_misread_trait_never_makes_a_poisonous_uci_mushroom_edible(uci_model
     own report says the same)."""
     workdir = uci_models[model]
     described = pd.concat(
-        [pd.read_parquet(workdir / "prepared" / f) for f in (dataset.TRAIN_FILE, dataset.TEST_FILE)]
+        [
+            pd.read_parquet(workdir / "prepared" / f)
+            for f in (prepared.TRAIN_FILE, prepared.TEST_FILE)
+        ]
     )
     catalogue = get_catalogue("uci")
     found = safety.misread(bundle_of(workdir).judge(), catalogue, described, seed=0)
@@ -219,10 +223,13 @@ def test_a_lookalike_names_how_the_nearest_poisonous_mushroom_differs(uci_model)
     judge = bundle_of(workdir).judge()
     names = get_catalogue("uci").trait_names
     described = pd.concat(
-        [pd.read_parquet(workdir / "prepared" / f) for f in (dataset.TRAIN_FILE, dataset.TEST_FILE)]
+        [
+            pd.read_parquet(workdir / "prepared" / f)
+            for f in (prepared.TRAIN_FILE, prepared.TEST_FILE)
+        ]
     )
     poisonous = described[described[TARGET] == "poisonous"][names]
-    train = pd.read_parquet(workdir / "prepared" / dataset.TRAIN_FILE)
+    train = pd.read_parquet(workdir / "prepared" / prepared.TRAIN_FILE)
     known = set(train[train[TARGET] == "poisonous"][names].itertuples(index=False, name=None))
     misread = pd.concat(
         [poisonous[poisonous["odor"] != odor].assign(odor=odor) for odor in ("none", "almond")]
@@ -314,7 +321,7 @@ def test_without_enough_held_out_evidence_nothing_is_edible_and_the_gate_says_so
     for verdict, reasons in zip(judgement.verdict, judgement.reasons, strict=True):
         assert verdict != UNCERTAIN or "no_edible_region" in reasons
     metrics = json.loads((uci_model.workdir / "reports" / "metrics.json").read_text())
-    metrics["test"] |= verdict_metrics(dataset.label(test), judgement)
+    metrics["test"] |= verdict_metrics(prepared.label(test), judgement)
     gate = check_gate(metrics, {}, load_params(workdir / "params.yaml"))
     assert failed_checks(gate) == ["test.coverage = 0 is below the minimum 0.5 by 0.5"]
 
@@ -478,7 +485,7 @@ def test_the_safety_report_and_gate_hold_the_new_checks(uci_model):
 
 def _gate_of(judge: Judge, workdir: Path) -> dict:
     catalogue = get_catalogue("uci")
-    train = pd.read_parquet(workdir / "prepared" / dataset.TRAIN_FILE)
+    train = pd.read_parquet(workdir / "prepared" / prepared.TRAIN_FILE)
     report = safety.suite(judge, catalogue, train, split_rows(workdir), seed=0)
     metrics = json.loads((workdir / "reports" / "metrics.json").read_text())
     return check_gate(metrics, safety.edible_counts(report), load_params(workdir / "params.yaml"))
@@ -536,3 +543,25 @@ def test_a_model_trained_before_the_evidence_rule_is_refused(uci_model, tmp_path
     outdated.write_text(json.dumps(policy))
     with pytest.raises(OutdatedBundle, match="train it again .dvc repro. and promote"):
         load_bundle(uci_model.workdir / "models" / "model.joblib", outdated)
+
+
+def test_one_request_counts_the_lookalike_distance_as_a_batch_does(uci_model):
+    """A few rows are counted directly, many with bitsets: the same distance either way,
+    to every cap, with traits unknown or not."""
+    workdir = uci_model.workdir
+    judge = bundle_of(workdir).judge()
+    familiarity = judge.familiarity
+    test = split_rows(workdir)
+    index, _ = judge.index_frame(test[get_catalogue("uci").trait_names].head(400))
+    rng = np.random.default_rng(0)
+    hidden = rng.random(index.shape) < 0.3
+    partial = np.where(hidden, np.array(familiarity.sizes)[None, :], index)
+    assert len(index) > COUNTED_DIRECTLY
+    within = set()
+    for cap in range(4):
+        for rows in (index, partial):
+            batch = familiarity._row_distance(rows, cap)
+            within |= set(batch[batch <= cap].tolist())
+            one_by_one = [familiarity._row_distance(rows[i : i + 1], cap)[0] for i in range(400)]
+            assert batch.tolist() == one_by_one
+    assert within == {0, 1, 2, 3}  # every distance met, not only "beyond the cap"

@@ -11,13 +11,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mushroom import dataset
-from mushroom.bundle import load_bundle
-from mushroom.catalogue import POISONOUS, SOURCE_LINE, TARGET
 from mushroom.cli import main as mushroom
-from mushroom.evaluation import judge_frame
-from mushroom.predlog import PredictionLog
-from mushroom.rawdata import SPECIES_ID
+from mushroom.core.catalogue import POISONOUS, SOURCE_LINE, TARGET
+from mushroom.data import prepared
+from mushroom.data.prediction_log import PredictionLog
+from mushroom.data.raw import SPECIES_ID
+from mushroom.model.bundle import load_bundle
+from mushroom.model.evaluation import judge_frame
 from test_stages import Workspace, mlflow_store  # noqa: F401  (a fixture, used by name)
 
 
@@ -60,7 +60,7 @@ def export(log: Path, out: Path) -> int:
     return mushroom(["feedback", "export", "--no-dvc", "--log", str(log), "--out", str(out)])
 
 
-def prepared(root: Path, file: str) -> pd.DataFrame:
+def prepared_split(root: Path, file: str) -> pd.DataFrame:
     return pd.read_parquet(root / "prepared" / file)
 
 
@@ -79,8 +79,8 @@ def uci_workspace(uci_raw, tmp_path) -> Workspace:
 def test_export_keeps_every_label_across_logs_and_never_rewrites_one(
     uci_workspace, tmp_path, capsys
 ):
-    test = prepared(tmp_path, dataset.TEST_FILE)
-    features = dataset.read_schema(tmp_path / "prepared").features
+    test = prepared_split(tmp_path, prepared.TEST_FILE)
+    features = prepared.read_schema(tmp_path / "prepared").features
     out = tmp_path / "feedback" / "labelled.parquet"
     first = test.head(4).copy()
     first.loc[first.index[2], TARGET] = None  # answered, never labelled
@@ -118,8 +118,11 @@ def test_export_keeps_every_label_across_logs_and_never_rewrites_one(
 def test_prepare_joins_old_trusted_labels_to_training_and_holds_the_newest_out(
     uci_workspace, tmp_path
 ):
-    train, test = prepared(tmp_path, dataset.TRAIN_FILE), prepared(tmp_path, dataset.TEST_FILE)
-    features = dataset.read_schema(tmp_path / "prepared").features
+    train, test = (
+        prepared_split(tmp_path, prepared.TRAIN_FILE),
+        prepared_split(tmp_path, prepared.TEST_FILE),
+    )
+    features = prepared.read_schema(tmp_path / "prepared").features
     source = pd.concat([train, test])
 
     def novel(row: pd.Series) -> pd.Series:
@@ -156,25 +159,25 @@ def test_prepare_joins_old_trusted_labels_to_training_and_holds_the_newest_out(
             "left_out_untrusted_label": 1,
         },
     }
-    joined = prepared(tmp_path, dataset.TRAIN_FILE)
+    joined = prepared_split(tmp_path, prepared.TRAIN_FILE)
     assert len(joined) == len(train) + 1
     added = joined[joined[SOURCE_LINE] < 0]
     assert list(added[SOURCE_LINE]) == [-1] and added[TARGET].item() == POISONOUS
     assert tuple(added[features].iloc[0]) == tuple(described.loc[0, features])
-    relabelled = prepared(tmp_path, dataset.TEST_FILE).set_index(SOURCE_LINE)
+    relabelled = prepared_split(tmp_path, prepared.TEST_FILE).set_index(SOURCE_LINE)
     assert relabelled.loc[edible_test[SOURCE_LINE], TARGET] == POISONOUS
     assert summary["training"]["made_source_poisonous"] == 1
-    labelled = prepared(tmp_path, dataset.LABELLED_FILE)
-    assert list(labelled[dataset.ROLE]) == [
-        dataset.TRAINING,
-        dataset.IN_SOURCE,
-        dataset.PARTIAL,
-        dataset.UNTRUSTED,
-        dataset.LIVE,  # the newest two, rows 5 and 6 of the file
-        dataset.LIVE,
+    labelled = prepared_split(tmp_path, prepared.LABELLED_FILE)
+    assert list(labelled[prepared.ROLE]) == [
+        prepared.TRAINING,
+        prepared.IN_SOURCE,
+        prepared.PARTIAL,
+        prepared.UNTRUSTED,
+        prepared.LIVE,  # the newest two, rows 5 and 6 of the file
+        prepared.LIVE,
     ]
     assert list(labelled[SOURCE_LINE]) == [-1, -2, -3, -4, -6, -7]  # row 4 repeats row 0
-    live = labelled[labelled[dataset.ROLE] == dataset.LIVE]
+    live = labelled[labelled[prepared.ROLE] == prepared.LIVE]
     assert list(live[TARGET]) == ["edible", test.iloc[5][TARGET]]
 
     assert ws.featurize() == 0 and ws.train() == 0 and ws.evaluate() == 0
@@ -192,7 +195,7 @@ def test_prepare_joins_old_trusted_labels_to_training_and_holds_the_newest_out(
 
 
 def test_without_feedback_no_labelled_description_is_prepared(uci_workspace, tmp_path):
-    assert len(prepared(tmp_path, dataset.LABELLED_FILE)) == 0
+    assert len(prepared_split(tmp_path, prepared.LABELLED_FILE)) == 0
     assert uci_workspace.json("reports/data_summary.json")["feedback"] == {"used": False}
 
 
@@ -212,8 +215,8 @@ def test_without_feedback_no_labelled_description_is_prepared(uci_workspace, tmp
 def test_a_bad_feedback_dataset_stops_prepare_naming_it(
     uci_workspace, tmp_path, capsys, change, expected
 ):
-    test = prepared(tmp_path, dataset.TEST_FILE)
-    features = dataset.read_schema(tmp_path / "prepared").features
+    test = prepared_split(tmp_path, prepared.TEST_FILE)
+    features = prepared.read_schema(tmp_path / "prepared").features
     out = tmp_path / "feedback" / "labelled.parquet"
     if change is not None:
         log_answers(tmp_path / "a.db", "uci", test.head(3), features)
@@ -242,8 +245,8 @@ def test_labelled_answers_train_a_secondary_model_without_a_species(secondary_ra
                      "prepare__test_size": 0.33, "train__cv_folds": 2}  # fmt: skip
     ws = Workspace(tmp_path, secondary_raw, **species_split)
     assert ws.prepare() == 0
-    test = prepared(tmp_path, dataset.TEST_FILE)
-    features = dataset.read_schema(tmp_path / "prepared").features
+    test = prepared_split(tmp_path, prepared.TEST_FILE)
+    features = prepared.read_schema(tmp_path / "prepared").features
     unseen = test.groupby(SPECIES_ID).head(3).copy()  # the test species: new to training
     unseen["cap_diameter"] += 0.001  # and not the test split's own descriptions
     log_answers(tmp_path / "a.db", "secondary", unseen, features)
@@ -252,7 +255,7 @@ def test_labelled_answers_train_a_secondary_model_without_a_species(secondary_ra
                           "prepare__feedback__train_labels": "all"}  # fmt: skip
     ws = Workspace(tmp_path, secondary_raw, **species_split, **every_label_trains)
     assert ws.prepare() == 0
-    train = prepared(tmp_path, dataset.TRAIN_FILE)
+    train = prepared_split(tmp_path, prepared.TRAIN_FILE)
     joined = train[train[SPECIES_ID] < 0]
     assert len(joined) == len(unseen) and (joined[SPECIES_ID] == joined[SOURCE_LINE]).all()
     assert ws.json("reports/data_summary.json")["species"]["train"] == 4
@@ -275,8 +278,8 @@ def test_a_labelled_poisonous_description_answered_edible_fails_the_gate(
     ws = uci_workspace
     assert ws.featurize() == 0 and ws.train() == 0 and ws.evaluate() == 0
     failing = {c["metric"] for c in ws.json("reports/gate.json")["checks"] if not c["passed"]}
-    test = prepared(tmp_path, dataset.TEST_FILE)
-    features = dataset.read_schema(tmp_path / "prepared").features
+    test = prepared_split(tmp_path, prepared.TEST_FILE)
+    features = prepared.read_schema(tmp_path / "prepared").features
     judge = load_bundle(tmp_path / "models/model.joblib", tmp_path / "models/policy.json").judge()
     answered_edible = judge_frame(judge, test).verdict == "edible"
     described = test[answered_edible & (test[TARGET] == "edible")].head(1).copy()
@@ -290,7 +293,7 @@ def test_a_labelled_poisonous_description_answered_edible_fails_the_gate(
     capsys.readouterr()
     assert ws.evaluate() == 0
     metrics, gate = ws.json("reports/metrics.json"), ws.json("reports/gate.json")
-    assert prepared(tmp_path, dataset.TEST_FILE).equals(test)
+    assert prepared_split(tmp_path, prepared.TEST_FILE).equals(test)
     assert metrics["labelled"] == {"rows": 1, "poisonous": 1, "false_edible": 1}
     assert metrics["live"]["false_edible"] == 1 and metrics["test"]["false_edible"] == 0
     failed = {c["metric"]: c for c in gate["checks"] if not c["passed"]}

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from mushroom.catalogue import UCI
+from mushroom.core.catalogue import UCI
 from servefixtures import Server
 
 LIMIT = 1000 * 2048  # serve.max_mushrooms x BYTES_PER_MUSHROOM
@@ -200,10 +200,13 @@ def test_openapi_documents_every_error_the_body_and_the_model_card(spec):
     assert "200" in spec["paths"]["/model"]["get"]["responses"]
 
 
-def test_model_is_served_at_its_path_and_redirects_never_name_the_host(server, uci_model):
+def test_model_is_served_at_its_path_and_redirects_never_name_the_host(server, uci_model, spec):
     forged = {"host": "evil.example"}
     card = httpx.get(f"{server.url}/model", headers=forged)
     assert card.status_code == 200 and card.json()["bento_model"] == uci_model.tag
+    documented = spec["paths"]["/model"]["get"]["responses"]["200"]["content"]
+    assert list(card.json()) == documented["application/json"]["schema"]["required"]
+    assert "mlflow_run_id" not in card.json()
     slashed = httpx.get(f"{server.url}/model/", headers=forged)
     assert slashed.status_code == 307 and slashed.headers["location"] == "/model"
     posted = httpx.post(f"{server.url}/classify/", json={"mushrooms": [{}]}, headers=forged)

@@ -9,12 +9,14 @@ Real MLflow SQLite store, real BentoML store, real servers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -27,6 +29,7 @@ from servefixtures import (
     Promoted,
     Server,
     free_port,
+    kill_tree,
     promote,
     run_module,
     stage_args,
@@ -229,7 +232,8 @@ def test_without_a_servable_champion_serve_exits_saying_what_to_run(two_versions
 
 
 def test_each_checkout_has_its_own_bentoml_home(tmp_path):
-    """env.sh (every make target) points BentoML at the checkout's .bentoml unless set."""
+    """env.sh (every make target) points BentoML at its own checkout's .bentoml unless set,
+    wherever it is sourced from."""
     env = {k: v for k, v in repocopy.tool_env().items() if k != "BENTOML_HOME"}
     shell = ["bash", "-c", f"source {repocopy.REPO / 'env.sh'} && echo $BENTOML_HOME"]
     default = subprocess.run(shell, env=env, cwd=tmp_path, capture_output=True, text=True)
@@ -242,3 +246,52 @@ def test_each_checkout_has_its_own_bentoml_home(tmp_path):
         text=True,
     )
     assert chosen.stdout.strip() == str(tmp_path)
+
+
+def test_bentoml_serve_without_env_sh_serves_the_projects_champion(two_versions, tmp_path):
+    """A shell with the venv but not env.sh: no BENTOML_HOME, no MLFLOW_TRACKING_URI. Run
+    from the project, the server finds the project's MLflow store and BentoML store."""
+    champion = two_versions[1]  # its MLflow store holds both versions
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    (project / "mlflow.db").symlink_to(champion.workdir / "mlflow.db")
+    (project / ".bentoml").symlink_to(champion.env["BENTOML_HOME"])
+    env = {
+        k: v
+        for k, v in champion.env.items()
+        if k not in {"BENTOML_HOME", "MLFLOW_TRACKING_URI", "MUSHROOM_MODEL"}
+    }
+    port = free_port()
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    output = open(tmp_path / "server.log", "w")  # noqa: SIM115
+    server = subprocess.Popen(
+        [bentoml, "serve", SOURCE_SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=project,
+        env=env | {"MUSHROOM_PREDICTION_LOG": str(tmp_path / "predictions.db")},
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while server.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.5)
+        said = (tmp_path / "server.log").read_text()
+        assert server.poll() is None, said
+        served = httpx.get(f"http://127.0.0.1:{port}/model", timeout=30).json()
+    finally:
+        kill_tree(server.pid)
+        server.wait(timeout=30)
+        output.close()
+    with sqlite3.connect(champion.workdir / "mlflow.db") as db:  # where the alias is now
+        (alias_version,) = db.execute(
+            "SELECT version FROM registered_model_aliases WHERE alias = 'champion'"
+        ).fetchone()
+    assert (served["version"], served["chosen_by"]) == (str(alias_version), "champion")
+    assert served["bento_model"] in {promoted.tag for promoted in two_versions}
+    assert f"mushroom: BENTOML_HOME unset: using {project / '.bentoml'}" in said
+    assert f"MLflow store sqlite:///{project / 'mlflow.db'};" in said

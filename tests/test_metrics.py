@@ -13,8 +13,8 @@ import httpx
 import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
-from mushroom.catalogue import UCI
-from mushroom.rawdata import read_raw
+from mushroom.core.catalogue import UCI
+from mushroom.data.raw import read_raw
 from servefixtures import Server
 
 RULES = Path(__file__).parents[1] / "src" / "prometheus"

@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 import rawfixtures
-from mushroom import dataset, promote
-from mushroom.catalogue import TARGET
-from mushroom.modeling import ENCODERS, MODELS
-from mushroom.params import Drift, Featurize, ParamsError, Train, flatten, load_params
+from mushroom.core.catalogue import TARGET
+from mushroom.core.params import Drift, Featurize, ParamsError, Train, flatten, load_params
+from mushroom.data import prepared
+from mushroom.lifecycle import promotion
+from mushroom.model.estimators import ENCODERS, MODELS
 from mushroom.stages import drift, evaluate, featurize, prepare, train
 from servefixtures import stage_args
 
@@ -178,7 +179,7 @@ MAINS = {
     "train": train.main,
     "evaluate": evaluate.main,
     "drift": drift.main,
-    "promote": promote.main,
+    "promote": promotion.main,
 }
 
 
@@ -223,6 +224,7 @@ def test_raw_data_of_three_rows_is_refused_naming_the_file(tmp_path, capsys):
 def test_raw_data_of_one_class_is_refused_naming_the_file(tmp_path, capsys):
     path = rawfixtures.write_uci(tmp_path / "raw", n_rows=100)
     path.write_text("".join(f"e{line[1:]}\n" for line in path.read_text().splitlines()))
+    rawfixtures.recount_uci(path)
     assert run_prepare(tmp_path, capsys) == (
         2,
         f"prepare: {path}: 100 distinct mushrooms (100 edible, 0 poisonous): "
@@ -237,6 +239,7 @@ def test_too_few_to_split_at_the_test_size_is_refused(tmp_path, capsys):
             f"{'ep'[i % 2]}{line[1:]}\n" for i, line in enumerate(path.read_text().splitlines())
         )
     )
+    rawfixtures.recount_uci(path)
     code, err = run_prepare(tmp_path, capsys)
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith(
@@ -260,7 +263,7 @@ def test_a_species_split_needs_two_species_of_each_class(tmp_path, capsys):
 def test_a_training_split_too_small_to_fold_is_refused_naming_the_file(tmp_path, capsys, poisonous):
     rawfixtures.write_uci(tmp_path / "raw", n_rows=100)
     assert run_prepare(tmp_path, capsys) == (0, "")
-    split = tmp_path / "prepared" / dataset.TRAIN_FILE
+    split = tmp_path / "prepared" / prepared.TRAIN_FILE
     frame = pd.read_parquet(split)
     frame[TARGET] = ["poisonous"] * poisonous + ["edible"] * (len(frame) - poisonous)
     frame.to_parquet(split, index=False)

@@ -15,10 +15,12 @@ import pytest
 import yaml
 
 import repocopy
-from mushroom import dataset, history
 from mushroom.cli import main as mushroom
-from mushroom.predlog import DEFAULT_PATH, TRAIT_COLUMNS, PredictionLog
-from mushroom.rawdata import SPECIES_ID
+from mushroom.core import paths
+from mushroom.data import prepared
+from mushroom.data.prediction_log import TRAIT_COLUMNS, PredictionLog
+from mushroom.data.raw import SPECIES_ID
+from mushroom.monitoring import history
 from mushroom.stages import prepare
 from rawfixtures import set_params
 from repocopy import tool_env
@@ -112,11 +114,11 @@ def test_answers_logged_while_serving_leave_dvc_status_clean_until_a_snapshot(
         (f"r{i}", "2026-11-26T00:00:00Z", "m:1", "uci", 0.02, "edible", 0, "") + tuple(record)
         for i, record in enumerate(test[traits].itertuples(index=False))
     ]
-    log = PredictionLog(repo / DEFAULT_PATH)
+    log = PredictionLog(repo / paths.PREDICTION_LOG)
     try:
         log.append(traits, rows)
         assert log.add_feedback("r0", "poisonous", "2026-11-27T00:00:00Z")
-        assert (repo / f"{DEFAULT_PATH}-wal").exists()
+        assert (repo / f"{paths.PREDICTION_LOG}-wal").exists()
         assert run(["dvc", "status"], repo).strip().endswith("Data and pipelines are up to date.")
 
         monkeypatch.chdir(repo)  # the commands' defaults are relative to the repository
@@ -136,7 +138,7 @@ def test_answers_logged_while_serving_leave_dvc_status_clean_until_a_snapshot(
         assert json.loads((repo / "data/live/drift.json").read_text())["n_current"] == 30
         # The live log holds what the window does: one run, the one dvc repro kept.
         assert "drift: history: already kept in data/live/history" in capsys.readouterr().out
-        last = history.runs(repo / history.HISTORY_PATH)[-1]
+        last = history.runs(repo / paths.HISTORY)[-1]
         assert (last["source"], last["n_current"], last["live_false_edible"]) == (
             "log:window.parquet",
             30,
@@ -242,8 +244,8 @@ def test_species_split_on_the_real_secondary_data(repo, tmp_path):
         )
         == 0
     )
-    train_df = pd.read_parquet(tmp_path / "prepared" / dataset.TRAIN_FILE)
-    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
+    train_df = pd.read_parquet(tmp_path / "prepared" / prepared.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / prepared.TEST_FILE)
     assert set(train_df[SPECIES_ID]).isdisjoint(test_df[SPECIES_ID])
     assert train_df[SPECIES_ID].nunique() + test_df[SPECIES_ID].nunique() == 173
     assert len(train_df) + len(test_df) == 60_923  # 61,069 rows less 146 exact duplicates
@@ -257,7 +259,7 @@ def test_labelled_answers_export_push_and_retrain_with_a_live_split(
     run(["dvc", "repro"], repo)  # up to date after the tests above
     test = pd.read_parquet(repo / "data/prepared/test.parquet").head(40)
     train = pd.read_parquet(repo / "data/prepared/train.parquet")
-    features = dataset.read_schema(repo / "data/prepared").features
+    features = prepared.read_schema(repo / "data/prepared").features
     unseen = novel_description(train.iloc[0], pd.concat([train, test]), features)
     described = pd.concat([unseen.to_frame().T.assign(**{"class": "poisonous"}), test])
     described.index = range(len(described))

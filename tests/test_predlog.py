@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mushroom.predlog import LogUnavailable, PredictionLog, read_predictions
+from mushroom.data.prediction_log import LogUnavailable, PredictionLog, read_predictions
 from servefixtures import Promoted, Server, free_port, kill_tree
 
 TRAITS = ["odor"]
@@ -255,7 +255,7 @@ def serve_expecting_refusal(promoted: Promoted, log: Path, home: Path) -> tuple[
         "MUSHROOM_PREDICTION_LOG": str(log),
     }
     command = [str(Path(sys.executable).parent / "bentoml"), "serve"]
-    command += ["mushroom.service:MushroomClassifier", "--port", str(free_port())]
+    command += ["mushroom.serving.service:MushroomClassifier", "--port", str(free_port())]
     process = subprocess.Popen(
         command,
         cwd=home,

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import rawfixtures
-from mushroom.catalogue import (
+from mushroom.core.catalogue import (
     CLASS_CODES,
     EDIBLE,
     NOT_RECORDED,
@@ -28,15 +28,18 @@ from mushroom.catalogue import (
     UCI,
     DatasetCatalogue,
 )
-from mushroom.rawdata import (
+from mushroom.data.raw import (
     PRIMARY_FILE,
     ROWS_PER_SPECIES,
+    SECONDARY_CODE_BOOK,
     SECONDARY_FILE,
     SOURCE_LINE,
     SPECIES_ID,
     SPECIES_NAME,
+    UCI_CODE_BOOK,
     UCI_FILE,
     RawDataError,
+    read_contract,
     read_raw,
     read_species_profiles,
 )
@@ -46,6 +49,7 @@ UCI_ROWS = 400
 N_SPECIES = 6
 SEC_LAST_LINE = 1 + N_SPECIES * ROWS_PER_SPECIES  # the header is line 1
 CATALOGUES = {"uci": UCI, "secondary": SECONDARY}
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte-order mark, which spreadsheet programs write
 
 
 # --- raw files as lists of records, edited line by line ---------------------------------
@@ -154,6 +158,14 @@ def insert_non_ascii(file: str) -> Corruption:
         path = raw / FORMATS[file].file
         data = path.read_bytes()
         path.write_bytes(data[:40] + b"\xe4" + data[41:])  # latin-1 "a-umlaut" on line 1
+
+    return corrupt
+
+
+def prepend(file: str, data: bytes) -> Corruption:
+    def corrupt(raw: Path) -> None:
+        path = raw / FORMATS[file].file
+        path.write_bytes(data + path.read_bytes())
 
     return corrupt
 
@@ -302,10 +314,32 @@ BAD_CASES = {
     "uci-missing-file": Bad("uci", delete("uci"), ("dvc pull",)),
     "sec-missing-file": Bad("secondary", delete("secondary"), ("dvc pull",)),
     "sec-missing-primary-file": Bad("secondary", delete("primary"), ("dvc pull",), file="primary"),
-    "uci-non-ascii": Bad("uci", insert_non_ascii("uci"), ("ASCII",)),
-    "sec-non-ascii": Bad("secondary", insert_non_ascii("secondary"), ("ASCII",)),
+    "uci-non-ascii": Bad("uci", insert_non_ascii("uci"), ("ASCII", "0xe4"), 1),
+    "sec-non-ascii": Bad("secondary", insert_non_ascii("secondary"), ("ASCII", "0xe4"), 1),
     "sec-primary-non-ascii": Bad(
-        "secondary", insert_non_ascii("primary"), ("ASCII",), file="primary"
+        "secondary", insert_non_ascii("primary"), ("ASCII", "0xe4"), 1, file="primary"
+    ),
+    "uci-byte-order-mark": Bad("uci", prepend("uci", BOM), ("byte-order mark",), 1),
+    "sec-byte-order-mark": Bad("secondary", prepend("secondary", BOM), ("byte-order mark",), 1),
+    # Nothing is quoted in either file: a stray quote is a bad value on its own line, not
+    # a quoted field running on into the next lines.
+    "uci-stray-quote": bad_value("uci", 5, "odor", '"n', "unknown code"),
+    "sec-stray-quote": bad_value("secondary", 9, "cap-shape", 'x"', "unknown code"),
+    # what the code book says the file holds
+    "uci-cut-short": Bad(
+        "uci",
+        edit("uci", lambda records: records.__delitem__(slice(UCI_ROWS // 2, None))),
+        (f"holds {UCI_ROWS // 2} rows", "code book", f"says {UCI_ROWS} rows", "cut short"),
+    ),
+    "uci-relabelled": Bad(
+        "uci",
+        set_field("uci", 4, TARGET, "e" if rawfixtures.uci_rows(4)[3][0] == "p" else "p"),
+        ("code book", "edible", "poisonous", "another dataset's"),
+    ),
+    "sec-whole-species-cut": Bad(
+        "secondary",
+        edit("secondary", lambda records: records.__delitem__(slice(1 + ROWS_PER_SPECIES, None))),
+        ("(1 species)", f"({N_SPECIES} species)", "cut short"),
     ),
     # species blocks of 353 rows
     "sec-row-missing": Bad(
@@ -616,3 +650,21 @@ def test_bad_species_profile_exits_2_naming_line_column_and_value(
     code, err = run_prepare(tmp_path, capsys)
     assert code == 2 and phrase in err and names_line(err, 4) and repr(column) in err
     assert_wrote_nothing(tmp_path, before)
+
+
+@pytest.mark.parametrize("dataset", ["uci", "secondary"])
+def test_a_code_book_that_does_not_say_the_counts_is_named(tmp_path, dataset):
+    raw = write_inputs(tmp_path, dataset)
+    code_book = raw / (UCI_CODE_BOOK if dataset == "uci" else SECONDARY_CODE_BOOK)
+    code_book.write_text("7. Attribute Information: (classes: edible=e, poisonous=p)\n")
+    with pytest.raises(RawDataError, match="does not say the data's rows") as caught:
+        read_raw(dataset, raw)
+    assert caught.value.file == code_book
+
+
+def test_the_real_code_books_are_the_contract_the_real_data_keeps(pulled_repo):
+    raw = pulled_repo / "data" / "raw"
+    uci, secondary = read_contract("uci", raw), read_contract("secondary", raw)
+    assert (uci.rows, uci.classes) == (8124, {"edible": 4208, "poisonous": 3916})
+    assert (secondary.rows, secondary.species) == (61069, 173)
+    assert len(read_raw("uci", raw)) == 8124 and len(read_raw("secondary", raw)) == 61069

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from mushroom.catalogue import UCI
-from mushroom.classifier import Classifier
 from mushroom.cli import main as mushroom
-from mushroom.modelstore import NAME
-from mushroom.predlog import PredictionLog
-from mushroom.rawdata import read_raw
+from mushroom.core.catalogue import UCI
+from mushroom.data.prediction_log import PredictionLog
+from mushroom.data.raw import read_raw
+from mushroom.lifecycle.store_names import NAME
+from mushroom.serving.classifier import Classifier
 from servefixtures import Promoted, promote
 
 LOGGED_AT = "2026-12-01T12:00:00Z"
@@ -139,7 +139,7 @@ def test_a_labelled_poisonous_description_answered_edible_refuses_promotion(
     report = refused_for(candidate, log, fooled)
     assert (report["labelled"], report["labelled_false_edible"]) == (2, 1)
     assert [row["request_id"] for row in report["false_edible"]] == [fooled]
-    run_id = classifier.card["mlflow_run_id"]
+    run_id = classifier.card.mlflow_run_id
     state = mlflow_state(candidate.workdir, run_id)
     assert state["aliases"] == []  # the alias did not move
     assert state["run"]["replay.labelled_false_edible"] == "1"
@@ -174,7 +174,7 @@ def test_promotion_reports_the_answers_that_change(candidate, classifier, descri
     assert sorted(report["new_edible_request_ids"]) == sorted(r[0] for r in rows[:2])
     assert report["answered_by"] == {f"{NAME}:{candidate.version}": 6, f"{NAME}:0": 2}
     assert report["skipped_other_datasets"] == {"secondary": 1}
-    state = mlflow_state(candidate.workdir, classifier.card["mlflow_run_id"])
+    state = mlflow_state(candidate.workdir, classifier.card.mlflow_run_id)
     assert state["aliases"] == [("champion", 1)]
     expected = {"replay.changed": "2", "replay.new_edible": "2", "replay.skipped": "1"}
     assert expected.items() <= state["run"].items()
@@ -214,5 +214,5 @@ def test_an_exported_label_refuses_promotion_after_the_log_is_rotated(
     assert refused.returncode == 3
     assert refused.stderr.startswith(f"promote: refused: {exported}: not a feedback dataset: ")
     assert refused.stderr.rstrip().endswith("cannot be replayed (name another with --feedback)")
-    state = mlflow_state(candidate.workdir, classifier.card["mlflow_run_id"])
+    state = mlflow_state(candidate.workdir, classifier.card.mlflow_run_id)
     assert state["aliases"] == []  # the alias never moved

@@ -12,11 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mushroom import dataset, safety
-from mushroom.bundle import load_bundle
-from mushroom.catalogue import get_catalogue
-from mushroom.policy import EDIBLE, UNCERTAIN, Limits, choose, rate_high
-from mushroom.rawdata import PRIMARY_FILE, ROWS_PER_SPECIES, SECONDARY_FILE
+import rawfixtures
+from mushroom.core.catalogue import get_catalogue
+from mushroom.data import prepared
+from mushroom.data.raw import PRIMARY_FILE, ROWS_PER_SPECIES, SECONDARY_FILE
+from mushroom.model import safety
+from mushroom.model.bundle import load_bundle
+from mushroom.model.policy import EDIBLE, UNCERTAIN, Limits, choose, rate_high
 from servefixtures import train_alone, trained_workdir
 
 CAUSES = (
@@ -48,6 +50,7 @@ def secondary_species(pulled_repo, tmp_path_factory) -> Path:
     lines = (source / SECONDARY_FILE).read_bytes().split(b"\r\n")
     (raw / SECONDARY_FILE).write_bytes(b"\r\n".join(lines[: 1 + 40 * ROWS_PER_SPECIES]) + b"\r\n")
     (raw / PRIMARY_FILE).write_bytes((source / PRIMARY_FILE).read_bytes())
+    rawfixtures.write_secondary_code_book(raw, 40)
     workdir = tmp_path_factory.mktemp("secondary-species") / "work"
     trained_workdir(
         workdir,
@@ -62,11 +65,11 @@ def secondary_species(pulled_repo, tmp_path_factory) -> Path:
 
 def test_thresholds_are_chosen_on_the_training_split_alone(uci_model):
     workdir = uci_model.workdir
-    train, test = split(workdir, dataset.TRAIN_FILE), split(workdir, dataset.TEST_FILE)
+    train, test = split(workdir, prepared.TRAIN_FILE), split(workdir, prepared.TEST_FILE)
     held_out = json.loads((workdir / "models" / "policy.json").read_text())["held_out"]
     assert held_out["rows"] == len(train) and held_out["folds"] == 5
-    assert held_out["source_lines_sha256"] == dataset.rows_digest(train)
-    assert held_out["source_lines_sha256"] != dataset.rows_digest(pd.concat([train, test]))
+    assert held_out["source_lines_sha256"] == prepared.rows_digest(train)
+    assert held_out["source_lines_sha256"] != prepared.rows_digest(pd.concat([train, test]))
     assert set(train["source_line"]).isdisjoint(test["source_line"])
     metrics = json.loads((workdir / "reports" / "metrics.json").read_text())
     assert metrics["cv"]["rows"] == len(train) and metrics["test"]["rows"] == len(test)
@@ -129,15 +132,15 @@ def test_training_descriptions_are_familiar(uci_model, secondary_species):
     for workdir in (uci_model.workdir, secondary_species):
         bundle = bundle_of(workdir)
         judge = bundle.judge()
-        train = split(workdir, dataset.TRAIN_FILE)
+        train = split(workdir, prepared.TRAIN_FILE)
         judgement = judge.judge(*judge.scorer.index_frame(train), reasons=False)
         assert (~judgement.familiar).mean() <= 0.01, workdir
 
 
 def test_an_unseen_poisonous_species_is_not_called_edible(secondary_species):
     judge = bundle_of(secondary_species).judge()
-    test = split(secondary_species, dataset.TEST_FILE)
-    train = split(secondary_species, dataset.TRAIN_FILE)
+    test = split(secondary_species, prepared.TEST_FILE)
+    train = split(secondary_species, prepared.TRAIN_FILE)
     assert set(test["species_id"]).isdisjoint(train["species_id"])
     poisonous = test[test["class"] == "poisonous"]
     assert poisonous["species_id"].nunique() >= 2
@@ -184,7 +187,7 @@ def test_removing_traits_never_turns_an_answer_edible(uci_model, tmp_path, model
     bundle.familiarity["limit"] = 45  # two traits left out are familiar if all else is seen
     judge = bundle.judge()
     catalogue = get_catalogue("uci")
-    test = split(workdir, dataset.TEST_FILE).reindex(columns=catalogue.trait_names)
+    test = split(workdir, prepared.TEST_FILE).reindex(columns=catalogue.trait_names)
     verdicts = judge.judge(*judge.scorer.index_frame(test), reasons=False).verdict
     starts = pd.concat([test[verdicts == EDIBLE], test[verdicts != EDIBLE].head(500)])
     found = safety.monotonicity(judge, catalogue, starts, seed=3)
@@ -206,7 +209,7 @@ def test_uncertain_answers_carry_their_reason_and_reasons_are_stable(uci_model, 
     for workdir in (uci_model.workdir, secondary_species):
         bundle = bundle_of(workdir)
         judge, catalogue = bundle.judge(), get_catalogue(bundle.dataset)
-        test = split(workdir, dataset.TEST_FILE).reindex(columns=catalogue.trait_names)
+        test = split(workdir, prepared.TEST_FILE).reindex(columns=catalogue.trait_names)
         test = test.astype(object)  # None for a trait left out, as the service logs it
         random = safety.random_descriptions(judge, catalogue, 500, seed=1).astype(object)
         partial = test.head(300).copy()

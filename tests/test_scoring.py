@@ -10,13 +10,13 @@ from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 import rawfixtures
-from mushroom import dataset
-from mushroom.catalogue import NOT_RECORDED, get_catalogue
-from mushroom.familiarity import Completions
-from mushroom.modeling import build_featurizer, build_model
-from mushroom.params import load_params
-from mushroom.rawdata import read_raw
-from mushroom.scoring import FastScorer, describe_training
+from mushroom.core.catalogue import NOT_RECORDED, get_catalogue
+from mushroom.core.params import load_params
+from mushroom.data import prepared
+from mushroom.data.raw import read_raw
+from mushroom.model.estimators import build_featurizer, build_model
+from mushroom.model.familiarity import Completions
+from mushroom.model.scorer import FastScorer, describe_training
 
 COMBINATIONS = [("logreg", encoder) for encoder in ("onehot", "ordinal", "target", "count")] + [
     (model, "onehot") for model in ("random_forest", "hist_gb", "naive_bayes")
@@ -47,7 +47,7 @@ def test_fast_path_equals_pipeline_on_every_row(frames, tmp_path, name, model, e
     pipeline = Pipeline(
         [("features", build_featurizer(params, categorical)), ("model", build_model(params))]
     )
-    pipeline.fit(train[features], dataset.label(train))
+    pipeline.fit(train[features], prepared.label(train))
 
     scorer = FastScorer(
         pipeline, features, catalogue, describe_training(train, features, catalogue)
@@ -69,7 +69,7 @@ def test_missing_measurement_is_imputed_like_the_pipeline(frames, tmp_path):
     pipeline = Pipeline(
         [("features", build_featurizer(params, categorical)), ("model", build_model(params))]
     )
-    pipeline.fit(frame[features], dataset.label(frame))
+    pipeline.fit(frame[features], prepared.label(frame))
     holes = frame.copy()
     holes.loc[::3, "cap_diameter"] = np.nan  # a measurement the user left out
     scorer = FastScorer(
@@ -87,8 +87,8 @@ def test_the_classifier_answers_like_the_pipeline_however_values_are_spelled(
     data's "not recorded", which a person cannot give: the raw "?", its readable name and
     every spelling of "I don't know" are unknown); the logged traits are the readable names,
     None where unknown; request ids are unique and grow with time."""
-    from mushroom.bundle import load_bundle
-    from mushroom.classifier import Classifier
+    from mushroom.model.bundle import load_bundle
+    from mushroom.serving.classifier import Classifier
 
     model_dir = bentoml_home / "models" / "mushroom-classifier" / uci_model.tag.split(":")[1]
     classifier = Classifier(model_dir)
@@ -138,7 +138,7 @@ def _scorer(frames, tmp_path, name, model, rows=1500, seed=0):
     pipeline = Pipeline(
         [("features", build_featurizer(params, categorical)), ("model", build_model(params))]
     )
-    pipeline.fit(train[features], dataset.label(train))
+    pipeline.fit(train[features], prepared.label(train))
     training = describe_training(train, features, catalogue)
     return FastScorer(pipeline, features, catalogue, training), frame
 

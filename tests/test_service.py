@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import rawfixtures
-from mushroom.catalogue import NOT_RECORDED, SECONDARY, UCI
-from mushroom.predlog import read_predictions
-from mushroom.rawdata import UCI_FILE, read_raw
+from mushroom.core.catalogue import NOT_RECORDED, SECONDARY, UCI
+from mushroom.data.prediction_log import read_predictions
+from mushroom.data.raw import UCI_FILE, read_raw
 from servefixtures import Server, build_and_promote, promote
 
 
@@ -396,3 +396,17 @@ def test_feedback_is_stored_once_and_conflicts_are_refused(uci_server):
     log = read_predictions(uci_server.log_path, "uci").set_index("request_id")
     assert log.loc[first["request_id"], "true_class"] == "poisonous"
     assert log.loc[second["request_id"], "true_class"] is None
+
+
+def test_the_server_says_at_start_what_it_serves_from_which_stores_and_code(uci_server, uci_model):
+    """One line, so a server never serves another checkout's champion unnoticed."""
+    said = [
+        line
+        for line in uci_server.output_path.read_text().splitlines()
+        if line.startswith("mushroom: serving ")
+    ]
+    assert len(said) == 1, uci_server.server_log()
+    assert f"({uci_model.tag}, chosen by MUSHROOM_MODEL)" in said[0]
+    assert f"MLflow store {uci_model.env['MLFLOW_TRACKING_URI']};" in said[0]
+    assert f"code {Path(__file__).resolve().parents[1] / 'src'};" in said[0]
+    assert f"prediction log {uci_server.log_path}" in said[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -11,12 +12,12 @@ import pandas as pd
 import pytest
 
 import rawfixtures
-from mushroom import dataset
-from mushroom.catalogue import NOT_RECORDED, TARGET, get_catalogue
-from mushroom.evaluation import check_gate, failed_checks
-from mushroom.modeling import ENCODERS, MODELS, build_featurizer
-from mushroom.params import load_params
-from mushroom.rawdata import SPECIES_ID
+from mushroom.core.catalogue import NOT_RECORDED, TARGET, get_catalogue
+from mushroom.core.params import load_params
+from mushroom.data import prepared
+from mushroom.data.raw import SPECIES_ID
+from mushroom.model.estimators import ENCODERS, MODELS, build_featurizer
+from mushroom.model.evaluation import check_gate, failed_checks
 from mushroom.stages import evaluate, featurize, prepare, train
 from servefixtures import stage_args
 
@@ -61,8 +62,8 @@ def mlflow_store(tmp_path, monkeypatch) -> Path:
 def test_prepare_uci_decodes_keeps_constant_and_splits_stratified(uci_raw, tmp_path):
     ws = Workspace(tmp_path, uci_raw, prepare__test_size=0.25)
     assert ws.prepare() == 0
-    train_df, schema = dataset.load_split(tmp_path / "prepared", dataset.TRAIN_FILE)
-    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
+    train_df, schema = prepared.load_split(tmp_path / "prepared", prepared.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / prepared.TEST_FILE)
     # the fixture, like UCI, has one veil type: kept, so that another one counts as unseen
     assert schema.features == get_catalogue("uci").trait_names and set(train_df["veil_type"]) == {
         "partial"
@@ -89,12 +90,14 @@ def test_prepare_deduplicates_keeping_the_poisonous_label(tmp_path):
     edible_copy = "e" + lines[0][1:]
     poisonous_copy = "p" + lines[0][1:]
     path.write_text("\n".join(lines + [edible_copy, poisonous_copy, lines[1]]) + "\n")
+    rawfixtures.recount_uci(path)
     ws = Workspace(tmp_path, raw)
     assert ws.prepare() == 0
     summary = ws.json("reports/data_summary.json")
     assert summary["rows_raw"] == 53 and summary["duplicates_dropped"] == 3
     frames = [
-        pd.read_parquet(tmp_path / "prepared" / f) for f in (dataset.TRAIN_FILE, dataset.TEST_FILE)
+        pd.read_parquet(tmp_path / "prepared" / f)
+        for f in (prepared.TRAIN_FILE, prepared.TEST_FILE)
     ]
     first = pd.concat(frames).set_index("source_line").loc[1]
     assert first[TARGET] == "poisonous"
@@ -109,8 +112,8 @@ def test_species_split_holds_out_whole_species(secondary_raw, tmp_path):
         prepare__test_size=0.33,
     )
     assert ws.prepare() == 0
-    train_df = pd.read_parquet(tmp_path / "prepared" / dataset.TRAIN_FILE)
-    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
+    train_df = pd.read_parquet(tmp_path / "prepared" / prepared.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / prepared.TEST_FILE)
     assert set(train_df[SPECIES_ID]).isdisjoint(test_df[SPECIES_ID])
     assert test_df[SPECIES_ID].nunique() == 2 and train_df[SPECIES_ID].nunique() == 4
     assert set(test_df[TARGET]) == {"edible", "poisonous"}  # stratified by species class
@@ -121,13 +124,13 @@ def test_species_split_holds_out_whole_species(secondary_raw, tmp_path):
 def test_featurize_fits_on_train_only_and_train_saves_one_pipeline(uci_raw, tmp_path, encoder):
     ws = Workspace(tmp_path, uci_raw, featurize__encoder=encoder, train__cv_folds=3)
     assert ws.prepare() == 0 and ws.featurize() == 0
-    train_df, schema = dataset.load_split(tmp_path / "prepared", dataset.TRAIN_FILE)
-    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
-    encoded_test = pd.read_parquet(tmp_path / "features" / dataset.TEST_FILE)
+    train_df, schema = prepared.load_split(tmp_path / "prepared", prepared.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / prepared.TEST_FILE)
+    encoded_test = pd.read_parquet(tmp_path / "features" / prepared.TEST_FILE)
     assert len(encoded_test) == len(test_df)
     # The encoder saw only the training split: refitting it on train reproduces it exactly.
     refit = build_featurizer(load_params(ws.params), schema.categorical)
-    refit.fit(train_df[schema.features], dataset.label(train_df))
+    refit.fit(train_df[schema.features], prepared.label(train_df))
     pd.testing.assert_frame_equal(
         refit.transform(test_df[schema.features]), encoded_test.drop(columns=[TARGET])
     )
@@ -204,7 +207,9 @@ def test_train_rejects_unknown_model(uci_raw, tmp_path, capsys):
     assert not (tmp_path / "models" / "model.joblib").exists()
 
 
-def test_evaluate_writes_metrics_safety_gate_plots_and_an_mlflow_run(tmp_path, mlflow_store):
+def test_evaluate_writes_metrics_safety_gate_plots_and_an_mlflow_run(
+    tmp_path, mlflow_store, capsys
+):
     raw = tmp_path / "raw"
     rawfixtures.write_secondary(raw, n_species=12)  # cross-validation folds of whole species
     ws = Workspace(
@@ -218,10 +223,14 @@ def test_evaluate_writes_metrics_safety_gate_plots_and_an_mlflow_run(tmp_path, m
         evaluate__cv__repeats=1,
     )
     assert ws.prepare() == 0 and ws.featurize() == 0 and ws.train() == 0
+    capsys.readouterr()
     assert ws.evaluate() == 0
+    progress = capsys.readouterr().err  # long steps say how far they are, never silent
+    assert re.search(r"^evaluate: cross-validation fold 2/2 \(\d+ s\)$", progress, re.M)
+    assert re.search(r"^evaluate: safety check 6/6: poison markers \(\d+ s\)$", progress, re.M)
     metrics = ws.json("reports/metrics.json")
-    test_df = pd.read_parquet(tmp_path / "prepared" / dataset.TEST_FILE)
-    train_df = pd.read_parquet(tmp_path / "prepared" / dataset.TRAIN_FILE)
+    test_df = pd.read_parquet(tmp_path / "prepared" / prepared.TEST_FILE)
+    train_df = pd.read_parquet(tmp_path / "prepared" / prepared.TRAIN_FILE)
     assert metrics["dataset"] == "secondary" and metrics["test"]["split"] == "species"
     assert metrics["test"]["rows"] == len(test_df) and metrics["cv"]["rows"] == len(train_df)
     assert metrics["cv"]["scheme"] == "species held out, 2 folds x 1 repeat"
@@ -262,6 +271,15 @@ def test_evaluate_writes_metrics_safety_gate_plots_and_an_mlflow_run(tmp_path, m
     assert checked["test.false_edible"]["value"] == metrics["test"]["false_edible"]
     assert checked["safety.random.edible"]["value"] == safety["random"]["edible"]
     assert gate["passed"] == all(c["passed"] for c in gate["checks"]) == metrics["gate_passed"]
+    summary = ws.json("reports/summary.json")  # the figures compared across runs
+    assert summary["test"] == {
+        k: metrics["test"][k] for k in ("false_edible", "coverage", "edible_probability_max")
+    }
+    assert summary["cv"]["coverage"] == metrics["cv"]["coverage"] and summary["live"] == {"rows": 0}
+    assert summary["safety_edible"] == sum(
+        c["value"] for c in gate["checks"] if "safety" in c["metric"]
+    )
+    assert summary["gate_passed"] == gate["passed"]
     plots = tmp_path / "reports" / "plots"
     pngs = {p.name for p in (plots / "images").glob("*.png")}
     assert pngs == {

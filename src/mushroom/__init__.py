@@ -1,5 +1,5 @@
 """Mushroom edibility classifier: shared package for pipeline stages, service and monitoring."""
 
-from mushroom import environment
+from mushroom.core import environment
 
 environment.apply()

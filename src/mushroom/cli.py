@@ -18,25 +18,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mushroom import feedback, history
-from mushroom.batch import predict
-from mushroom.feedback import FEEDBACK_PATH
-from mushroom.history import HISTORY_PATH
-from mushroom.monitoring import SNAPSHOT_PATH, write_snapshot
-from mushroom.predlog import LIVE_DIR, LogUnavailable, log_path
+from mushroom.core import paths
+from mushroom.core.atomic import OutputRefused, check_replaceable
+from mushroom.data import feedback
+from mushroom.data.prediction_log import LogUnavailable, log_path
+from mushroom.monitoring import history
+from mushroom.monitoring.drift import write_snapshot
+from mushroom.serving.csv_scoring import predict
 
 HEALTHY, DATASET_DRIFT, PREDICTION_DRIFT, LABELLED_FALSE_EDIBLE = 0, 3, 4, 5
 """``mushroom monitor check`` exit codes; with several findings, the most severe (highest)."""
-LIVE_REPORT = LIVE_DIR / "drift.json"
-"""Where ``mushroom monitor check --live`` reports, beside the live log, outside DVC."""
 
 
 def monitor_snapshot(args: argparse.Namespace) -> int:
     """The live log's answers and labels into the snapshot the drift stage judges, then
     ``dvc add``-ed, so committing its .dvc file and ``dvc push`` version the window."""
     try:
+        check_replaceable(args.out)
         rows = write_snapshot(args.log or log_path(), args.out)
-    except LogUnavailable as exc:
+    except (LogUnavailable, OutputRefused) as exc:
         print(f"mushroom monitor snapshot: {exc}", file=sys.stderr)
         return 2
     print(f"mushroom monitor snapshot: {rows} answers into {args.out}")
@@ -44,14 +44,20 @@ def monitor_snapshot(args: argparse.Namespace) -> int:
 
 
 def dvc_add(command: str, path: Path, then: str) -> int:
-    """``dvc add path``, and what to do next, for a dataset a command just wrote."""
+    """``dvc add path``, and what to do next, for a dataset a command just wrote. A path
+    outside the project is written and left alone: DVC versions files of its project only."""
+    project = paths.project_root()
+    if not (project / ".dvc").is_dir():
+        print(f"{command}: {path}: written, not dvc add-ed: {project} is no DVC project")
+        return 0
+    if not path.absolute().is_relative_to(project):
+        print(f"{command}: {path}: written, not dvc add-ed: outside the DVC project {project}")
+        return 0
     done = subprocess.run(
-        [sys.executable, "-m", "dvc", "add", "--quiet", str(path)],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "dvc", "add", str(path)], capture_output=True, text=True
     )
     if done.returncode:
-        error = (done.stderr or done.stdout).strip().splitlines()
+        error = (done.stderr or done.stdout).strip().splitlines() or [f"exit {done.returncode}"]
         print(f"{command}: dvc add {path}: {error[-1]}", file=sys.stderr)
         return 2
     print(f"next: git add {path}.dvc && git commit && dvc push && {then}")
@@ -61,8 +67,9 @@ def dvc_add(command: str, path: Path, then: str) -> int:
 def feedback_export(args: argparse.Namespace) -> int:
     """The live log's labelled answers into the feedback dataset, then ``dvc add``-ed."""
     try:
+        check_replaceable(args.out)
         added, total = feedback.export(args.log or log_path(), args.out)
-    except (LogUnavailable, feedback.FeedbackError) as exc:
+    except (LogUnavailable, feedback.FeedbackError, OutputRefused) as exc:
         print(f"mushroom feedback export: {exc}", file=sys.stderr)
         return 2
     print(f"mushroom feedback export: {added} new labelled answers, {total} in all, in {args.out}")
@@ -73,13 +80,56 @@ def feedback_export(args: argparse.Namespace) -> int:
 
 
 def monitor_live(args: argparse.Namespace) -> int:
-    """The drift stage's computation on the live log, into a report outside DVC."""
-    from mushroom.stages import drift
+    """The drift stage's computation on the live log, judged by the model that answered it
+    (the served champion), into a report outside DVC."""
+    # here, not at the top: every other command starts without sklearn, pydantic, Evidently
+    from mushroom.core.params import ParamsError, load_params
+    from mushroom.data.prepared import read_schema
+    from mushroom.model.bundle import read_policy
+    from mushroom.stages import StageFailed, drift
 
-    log = str(args.log or log_path())
-    html = args.report.with_suffix(".html")
-    outputs = ["--json", str(args.report), "--html", str(html), "--history", str(args.history)]
-    return drift.main(["--log", log, *outputs])
+    model, policy, which = judging_model()
+    print(f"mushroom monitor check: judged with {which}")
+    files = drift.Files(
+        model=model,
+        policy=policy,
+        log=args.log or log_path(),
+        json=args.report,
+        html=args.report.with_suffix(".html"),
+        history=args.history,
+    )
+    try:
+        try:
+            dataset = read_policy(policy)["dataset"]
+        except (OSError, ValueError, KeyError) as exc:  # OutdatedBundle is a ValueError too
+            raise StageFailed(f"{policy}: no policy this code can judge with: {exc}") from None
+        prepared_for = read_schema(files.prepared).dataset
+        if dataset != prepared_for:
+            raise StageFailed(
+                f"{which} was trained on the {dataset} data, {files.prepared} holds the "
+                f"{prepared_for} data: prepare the champion's dataset (dvc repro prepare)"
+            )
+        drift.run(load_params(paths.PARAMS).drift, files)
+    except (ParamsError, LogUnavailable, StageFailed) as exc:
+        print(f"mushroom monitor check: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def judging_model() -> tuple[Path, Path, str]:
+    """The served champion's model and policy, as the service judged the logged answers;
+    the workspace's, said so, when no champion is found."""
+    import bentoml
+
+    from mushroom.lifecycle.champion import NoChampion, select
+    from mushroom.lifecycle.store_names import MODEL_FILE, POLICY_FILE
+
+    try:
+        tag = select().tag
+        folder = Path(bentoml.models.get(tag).path)
+    except (NoChampion, bentoml.exceptions.NotFound) as exc:
+        return paths.MODEL, paths.POLICY, f"the workspace model {paths.MODEL} (no champion: {exc})"
+    return folder / MODEL_FILE, folder / POLICY_FILE, f"the champion {tag}"
 
 
 def monitor_check(args: argparse.Namespace) -> int:
@@ -88,10 +138,10 @@ def monitor_check(args: argparse.Namespace) -> int:
         print("mushroom monitor check: --log names the live log of --live", file=sys.stderr)
         return 2
     if args.live:
-        args.report = args.report or LIVE_REPORT
+        args.report = args.report or paths.LIVE_DRIFT
         if monitor_live(args):
             return 2
-    args.report = args.report or Path("reports/drift.json")
+    args.report = args.report or paths.DRIFT_JSON
     try:
         report = json.loads(args.report.read_text())
     except (OSError, ValueError) as exc:
@@ -107,15 +157,15 @@ def monitor_check(args: argparse.Namespace) -> int:
             )
         )
     if report.get("prediction_drift"):
-        findings.append(
-            (PREDICTION_DRIFT, f"prediction drift: score {report['prediction_drift_score']:.3g}")
-        )
+        findings.append((PREDICTION_DRIFT, f"prediction drift: {prediction_drift(report)}"))
     if report.get("unfamiliar_alarm"):
         findings.append(
             (
                 DATASET_DRIFT,
                 f"{report['unfamiliar_share']:.1%} of descriptions are unlike the training "
-                f"mushrooms (training split: {report['reference_unfamiliar_share']:.1%})",
+                f"mushrooms, above drift.max_unfamiliar_share "
+                f"{report['thresholds']['unfamiliar']:.1%} (training split: "
+                f"{report['reference_unfamiliar_share']:.1%})",
             )
         )
     if report.get("dataset_drift"):
@@ -124,8 +174,9 @@ def monitor_check(args: argparse.Namespace) -> int:
         findings.append(
             (
                 DATASET_DRIFT,
-                f"dataset drift: {report['drift_share']:.0%} of traits "
-                f"drifted ({', '.join(drifted)})",
+                f"dataset drift: {report['drift_share']:.0%} of traits drifted, more than "
+                f"drift.share_threshold {report['thresholds']['share']:.0%} "
+                f"({', '.join(drifted)})",
             )
         )
     source = f"source {report['source']} ({report.get('current', report['n_current'])})"
@@ -136,6 +187,18 @@ def monitor_check(args: argparse.Namespace) -> int:
     if not findings:
         print(f"OK no alarm [{source}]")
     return max((code for code, _ in findings), default=HEALTHY)
+
+
+def prediction_drift(report: dict) -> str:
+    """Which of the answers' figures moved, each with its score and the threshold it met."""
+    threshold, scores = report["thresholds"]["prediction"], report["column_scores"]
+    named = {"probability": "P(poisonous)", "verdict": "verdicts"}
+    return "; ".join(
+        f"{named[column]} score {scores[column]:.3g} "
+        + (">=" if scores[column] >= threshold else "<")
+        + f" drift.prediction_threshold {threshold:.3g}"
+        for column in named
+    )
 
 
 def monitor_history(args: argparse.Namespace) -> int:
@@ -156,7 +219,9 @@ def monitor_history(args: argparse.Namespace) -> int:
 def log_to_dataset(command: argparse.ArgumentParser, default_out: Path) -> None:
     """The options of a command that writes what the live log holds into a DVC dataset."""
     command.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
-    command.add_argument("--out", type=Path, default=default_out)
+    command.add_argument(
+        "--out", type=Path, default=default_out, help="the file written (default %(default)s)"
+    )
     command.add_argument("--no-dvc", action="store_true", help="do not dvc add what is written")
 
 
@@ -165,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     scoring = commands.add_parser("predict", help="score a CSV file of mushrooms")
     scoring.add_argument("input", type=Path, help="CSV: one mushroom per row, trait columns")
-    scoring.add_argument("-o", "--output", type=Path, required=True)
+    scoring.add_argument(
+        "-o", "--output", type=Path, required=True, help="the CSV file the answers are written to"
+    )
     scoring.add_argument(
         "--model", help="BentoML model store tag (default: what the service serves, the champion)"
     )
@@ -197,22 +264,24 @@ def main(argv: list[str] | None = None) -> int:
         description=f"One line per finding; {exits}.",
     )
     check.add_argument(
-        "--report", type=Path, help=f"default reports/drift.json; with --live {LIVE_REPORT}"
+        "--report", type=Path, help=f"default {paths.DRIFT_JSON}; with --live {paths.LIVE_DRIFT}"
     )
     check.add_argument(
         "--live", action="store_true", help="judge the live log first (the drift stage's way)"
     )
     check.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
-    kept_in = f"the Evidently workspace every drift run is kept in (default {HISTORY_PATH})"
-    check.add_argument("--history", type=Path, default=HISTORY_PATH, help=f"with --live: {kept_in}")
+    kept_in = f"the Evidently workspace of every drift run (default {paths.HISTORY})"
+    check.add_argument(
+        "--history", type=Path, default=paths.HISTORY, help=f"with --live: {kept_in}"
+    )
     trend = monitor.add_parser("history", help="every drift run kept, oldest first")
-    trend.add_argument("--history", type=Path, default=HISTORY_PATH, help=kept_in)
+    trend.add_argument("--history", type=Path, default=paths.HISTORY, help=kept_in)
     log_to_dataset(
         monitor.add_parser(
             "snapshot",
             help="copy the live log into the window the drift stage judges, and dvc add it",
         ),
-        SNAPSHOT_PATH,
+        paths.SNAPSHOT,
     )
     labels = commands.add_parser("feedback", help="labelled answers").add_subparsers(
         dest="action", required=True
@@ -222,19 +291,19 @@ def main(argv: list[str] | None = None) -> int:
             "export",
             help="add the live log's labelled answers to the feedback dataset, and dvc add it",
         ),
-        FEEDBACK_PATH,
+        paths.FEEDBACK,
     )
     args, rest = parser.parse_known_args(argv)
     if args.command == "promote":
-        from mushroom import promote
+        from mushroom.lifecycle import promotion
 
-        return promote.main(rest)
+        return promotion.main(rest)
     if args.command in ("rollback", "history"):
-        from mushroom import registry
+        from mushroom.lifecycle import alias_moves
 
-        return (registry.rollback_main if args.command == "rollback" else registry.history_main)(
-            rest
-        )
+        return (
+            alias_moves.rollback_main if args.command == "rollback" else alias_moves.history_main
+        )(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     if args.command == "monitor":

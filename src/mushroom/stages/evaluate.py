@@ -6,64 +6,54 @@ promotion gate; plots; and one MLflow run. Every figure names its split (``test`
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from dvclive import Live
-from sklearn.inspection import permutation_importance
 
-from mushroom import dataset, plots, safety, tracking
-from mushroom.bundle import load_bundle
-from mushroom.evaluation import (
+from mushroom.core import paths
+from mushroom.core.atomic import atomic_dir, read_json, write_json
+from mushroom.core.params import Params, ParamsError, flatten, load_params
+from mushroom.core.paths import mlflow_uri
+from mushroom.data import prepared
+from mushroom.lifecycle import tracking
+from mushroom.model import plots, safety
+from mushroom.model.bundle import load_bundle
+from mushroom.model.estimators import build_featurizer
+from mushroom.model.evaluation import (
     as_sent_metrics,
     check_gate,
+    compared,
     cross_validated,
-    failed_checks,
+    importance_table,
     judge_frame,
     labelled_metrics,
+    outcome,
     verdict_metrics,
 )
-from mushroom.fitting import SingleClass
-from mushroom.fsutil import atomic_dir, read_json, write_json
-from mushroom.modeling import build_featurizer
-from mushroom.params import ParamsError, flatten, load_params
-from mushroom.stages import fail
-
-IMPORTANCE_ROWS = 2000  # permutation importance on a sample keeps the stage fast on 12k rows
+from mushroom.model.fitting import SingleClass
+from mushroom.stages import StageFailed, fail, files_of, stage_parser
 
 
-def importance_table(model, x: pd.DataFrame, y: np.ndarray, repeats: int, seed: int):
-    if len(x) > IMPORTANCE_ROWS:
-        keep = np.random.default_rng(seed).choice(len(x), IMPORTANCE_ROWS, replace=False)
-        x, y = x.iloc[keep], y[keep]
-    result = permutation_importance(
-        model, x, y, scoring="neg_brier_score", n_repeats=repeats, random_state=seed, n_jobs=1
-    )
-    return pd.DataFrame(
-        {
-            "trait": x.columns,
-            "importance": result.importances_mean.round(6),
-            "std": result.importances_std.round(6),
-        }
-    ).sort_values("importance", ascending=False)
+@dataclass(frozen=True)
+class Files:
+    prepared: Path = paths.PREPARED
+    model: Path = paths.MODEL
+    policy: Path = paths.POLICY
+    held_out: Path = paths.HELD_OUT
+    metrics: Path = paths.METRICS
+    safety: Path = paths.SAFETY
+    gate: Path = paths.GATE
+    summary: Path = paths.SUMMARY
+    plots: Path = paths.PLOTS
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", type=Path)
-    parser.add_argument("--prepared", default="data/prepared", type=Path)
-    parser.add_argument("--model", default="models/model.joblib", type=Path)
-    parser.add_argument("--policy", default="models/policy.json", type=Path)
-    parser.add_argument("--held-out", default="reports/held_out.json", type=Path)
-    parser.add_argument("--metrics", default="reports/metrics.json", type=Path)
-    parser.add_argument("--safety", default="reports/safety.json", type=Path)
-    parser.add_argument("--gate", default="reports/gate.json", type=Path)
-    parser.add_argument("--plots", default="reports/plots", type=Path)
+    parser = stage_parser(__doc__.splitlines()[0], Files)
     parser.add_argument(
         "--skip-if-logged",
         action="store_true",
@@ -73,71 +63,71 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        params = load_params(args.params)
-    except ParamsError as exc:
+        files = files_of(args, Files)
+        run(load_params(args.params), files, args.skip_if_logged)
+    except (ParamsError, StageFailed) as exc:
         return fail("evaluate", exc)
-    repeats, seed = params.evaluate.importance_repeats, params.prepare.seed
-    digest = tracking.inputs_digest([args.prepared, args.model, args.policy], params)
-    if args.skip_if_logged and (run_id := tracking.find_run(digest)):
+    return 0
+
+
+def run(params: Params, files: Files, skip_if_logged: bool = False) -> None:
+    digest = tracking.inputs_digest([files.prepared, files.model, files.policy], params)
+    if skip_if_logged and (run_id := tracking.find_run(digest)):
         print(f"evaluate: these inputs are already logged as MLflow run {run_id}")
-        return 0
-    test, schema = dataset.load_split(args.prepared, dataset.TEST_FILE)
-    train = pd.read_parquet(args.prepared / dataset.TRAIN_FILE)
-    labelled = pd.read_parquet(args.prepared / dataset.LABELLED_FILE)
-    bundle = load_bundle(args.model, args.policy)
-    judge = bundle.judge()
-    y = dataset.label(test)
+        return
+    test, schema = prepared.load_split(files.prepared, prepared.TEST_FILE)
+    bundle = load_bundle(files.model, files.policy)
+    judge, y = bundle.judge(), prepared.label(test)
     judgement = judge_frame(judge, test)
     try:
-        featurizer = build_featurizer(params, schema.categorical)
-        cv = cross_validated(train, schema, params, featurizer, dataset.read_species(args.prepared))
-        test_figures = verdict_metrics(y, judgement) | {"as_sent": as_sent_metrics(judge, test)}
-        metrics = {"test": {"split": schema.split} | test_figures, "cv": cv}
-        metrics |= labelled_metrics(judge, labelled)
-        report = safety.suite(judge, schema.catalogue, train, test, seed)
-        gate = check_gate(metrics, safety.edible_counts(report), params)
+        metrics, report, gate = judged(params, files, schema, judge, judgement, test)
     except SingleClass as exc:
-        return fail("evaluate", f"{args.prepared / dataset.TRAIN_FILE}: {exc}")
+        raise StageFailed(f"{files.prepared / prepared.TRAIN_FILE}: {exc}") from None
     x = test[schema.features]
+    repeats, seed = params.evaluate.importance_repeats, params.prepare.seed
     table = importance_table(bundle.pipeline, x, y, repeats, seed)
-    with tempfile.TemporaryDirectory(dir=args.metrics.parent) as tmp:
+    with tempfile.TemporaryDirectory(dir=files.metrics.parent) as tmp:
         with Live(dir=tmp, dvcyaml=False, save_dvc_exp=False, report=None) as live:
             plots.log_evaluation(live, y, judgement.probability, judgement.verdict, table)
-        with atomic_dir(args.plots) as plots_tmp:
+        with atomic_dir(files.plots) as plots_tmp:
             shutil.copytree(Path(tmp) / "plots", plots_tmp, dirs_exist_ok=True)
     metrics |= {"dataset": schema.dataset, "gate_passed": gate["passed"]}
-    write_json(args.metrics, metrics)
-    write_json(args.safety, report)
-    write_json(args.gate, gate)
+    write_json(files.metrics, metrics)
+    write_json(files.safety, report)
+    write_json(files.gate, gate)
+    write_json(files.summary, compared(metrics, safety.edible_counts(report), gate))
     run_id = tracking.log_evaluation(
         run_name=f"{params.train.model}-{params.featurize.encoder}-{schema.dataset}-{schema.split}",
         tags={"dataset": schema.dataset, "split": schema.split, "inputs_sha256": digest},
         params=flatten(params.as_dict()),
-        metrics=flatten(metrics | {"safety": report, "held_out": read_json(args.held_out)}),
+        metrics=flatten(metrics | {"safety": report, "held_out": read_json(files.held_out)}),
         model=bundle.pipeline,
         x_example=x.head(100),
         p_example=judgement.probability[:100],
         artifacts={
-            "reports": [args.metrics, args.safety, args.gate, args.held_out, args.plots],
-            "policy": [args.policy],
+            "reports": [
+                *(files.summary, files.metrics, files.safety, files.gate, files.held_out),
+                files.plots,
+            ],
+            "policy": [files.policy],
         },
     )
-    print(f"evaluate: MLflow run {run_id} in {tracking.tracking_uri()}")
-    failed = failed_checks(gate)
-    test_figures, labelled_figures = metrics["test"], metrics["labelled"]
-    labelled_line = (
-        f"labelled answers: {labelled_figures['false_edible']} of "
-        f"{labelled_figures['poisonous']} poisonous answered edible; "
-        if labelled_figures["rows"]
-        else ""
-    )
-    print(
-        f"evaluate: test: {test_figures['false_edible']} of {test_figures['poisonous']} poisonous "
-        f"answered edible, coverage {test_figures['coverage']:.4f}; cv ({cv['scheme']}): false "
-        f"edible rate {cv['false_edible_rate']:.4f}, coverage {cv['coverage']:.4f}; {labelled_line}"
-        "gate " + ("PASSED" if gate["passed"] else "FAILED: " + "; ".join(failed))
-    )
-    return 0
+    print(f"evaluate: MLflow run {run_id} in {mlflow_uri()}")
+    print(f"evaluate: {outcome(metrics, gate)}")
+
+
+def judged(params: Params, files: Files, schema, judge, judgement, test: pd.DataFrame):
+    """The figures of every split, the safety suite's report and the gate."""
+    train = pd.read_parquet(files.prepared / prepared.TRAIN_FILE)
+    labelled = pd.read_parquet(files.prepared / prepared.LABELLED_FILE)
+    featurizer = build_featurizer(params, schema.categorical)
+    cv = cross_validated(train, schema, params, featurizer, prepared.read_species(files.prepared))
+    test_figures = verdict_metrics(prepared.label(test), judgement)
+    test_figures |= {"as_sent": as_sent_metrics(judge, test)}
+    metrics = {"test": {"split": schema.split} | test_figures, "cv": cv}
+    metrics |= labelled_metrics(judge, labelled)
+    report = safety.suite(judge, schema.catalogue, train, test, params.prepare.seed)
+    return metrics, report, check_gate(metrics, safety.edible_counts(report), params)
 
 
 if __name__ == "__main__":

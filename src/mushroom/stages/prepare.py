@@ -1,26 +1,34 @@
 """prepare: validate and decode the raw data, de-duplicate, split into train and test;
-with ``prepare.feedback.use``, join the labelled answers (``mushroom.feedback``): a live split.
+with ``prepare.feedback.use``, join the labelled answers (``mushroom.data.feedback``): a live split.
 
-De-duplication rule (``dataset.deduplicate``): rows with identical traits are one mushroom
+De-duplication rule (``prepared.deduplicate``): rows with identical traits are one mushroom
 description; the first in file order is kept, and if any copy is labelled poisonous the kept
 row is poisonous (when labels conflict, the safe label wins).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mushroom import dataset, feedback
-from mushroom.catalogue import EDIBLE, NOT_RECORDED, POISONOUS, TARGET, get_catalogue, with_species
-from mushroom.fsutil import atomic_dir, write_json
-from mushroom.params import ParamsError, load_params
-from mushroom.rawdata import SPECIES_ID, RawDataError, data_file, read_raw, read_species_profiles
-from mushroom.stages import fail
+from mushroom.core import paths
+from mushroom.core.atomic import atomic_dir, write_json
+from mushroom.core.catalogue import (
+    EDIBLE,
+    NOT_RECORDED,
+    POISONOUS,
+    TARGET,
+    get_catalogue,
+    with_species,
+)
+from mushroom.core.params import Params, ParamsError, load_params
+from mushroom.data import feedback, prepared
+from mushroom.data.raw import SPECIES_ID, RawDataError, data_file, read_raw, read_species_profiles
+from mushroom.stages import fail, files_of, stage_parser
 
 
 def split(frame: pd.DataFrame, how: str, test_size: float, seed: int, source: Path):
@@ -85,45 +93,51 @@ def summarise(
     return summary
 
 
+@dataclass(frozen=True)
+class Files:
+    raw_dir: Path = paths.RAW
+    out_dir: Path = paths.PREPARED
+    summary: Path = paths.DATA_SUMMARY
+    feedback: Path = paths.FEEDBACK
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--raw-dir", default="data/raw", type=Path)
-    parser.add_argument("--out-dir", default="data/prepared", type=Path)
-    parser.add_argument("--summary", default="reports/data_summary.json", type=Path)
-    parser.add_argument("--feedback", default=feedback.FEEDBACK_PATH, type=Path)
+    parser = stage_parser(__doc__.splitlines()[0], Files)
     args = parser.parse_args(argv)
     try:
-        params = load_params(args.params)
-        name, how = params.data.dataset, params.prepare.split
-        raw = read_raw(name, args.raw_dir)
-        profiles = read_species_profiles(args.raw_dir) if name == "secondary" else []
-        features = get_catalogue(name).trait_names
-        frame = dataset.deduplicate(raw, features)
-        source = data_file(name, args.raw_dir)
-        train, test = split(frame, how, params.prepare.test_size, params.prepare.seed, source)
-        use = params.prepare.feedback.use
-        labelled = feedback.read_labelled(args.feedback, get_catalogue(name)) if use else None
+        files = files_of(args, Files)
+        run(load_params(args.params), files)
     except (ParamsError, RawDataError, feedback.FeedbackError) as exc:
         return fail("prepare", exc)
+    return 0
+
+
+def run(params: Params, files: Files) -> None:
+    name, how = params.data.dataset, params.prepare.split
+    raw = read_raw(name, files.raw_dir)
+    profiles = read_species_profiles(files.raw_dir) if name == "secondary" else []
+    features = get_catalogue(name).trait_names
+    frame = prepared.deduplicate(raw, features)
+    source = data_file(name, files.raw_dir)
+    train, test = split(frame, how, params.prepare.test_size, params.prepare.seed, source)
+    use = params.prepare.feedback.use
+    labelled = feedback.read_labelled(files.feedback, get_catalogue(name)) if use else None
     train, test, labelled, joined = feedback.join(
         train, test, labelled, features, params.prepare.feedback
     )
-
-    with atomic_dir(args.out_dir) as tmp:
-        train.to_parquet(tmp / dataset.TRAIN_FILE, index=False)
-        test.to_parquet(tmp / dataset.TEST_FILE, index=False)
-        labelled.to_parquet(tmp / dataset.LABELLED_FILE, index=False)
-        dataset.write_schema(tmp, dataset.Schema(name, how, features))
-        dataset.write_species(tmp, profiles)
+    with atomic_dir(files.out_dir) as tmp:
+        train.to_parquet(tmp / prepared.TRAIN_FILE, index=False)
+        test.to_parquet(tmp / prepared.TEST_FILE, index=False)
+        labelled.to_parquet(tmp / prepared.LABELLED_FILE, index=False)
+        prepared.write_schema(tmp, prepared.Schema(name, how, features))
+        prepared.write_species(tmp, profiles)
     summary = summarise(frame, train, test, len(raw), features)
-    write_json(args.summary, summary | {"feedback": joined})
+    write_json(files.summary, summary | {"feedback": joined})
     print(
         f"prepare: {name}/{how}: {len(train)} train, {len(test)} test rows, "
         f"{len(labelled)} labelled descriptions; constant in training: "
         f"{summary['constant'] or 'none'}; {len(raw) - len(frame)} duplicates"
     )
-    return 0
 
 
 if __name__ == "__main__":

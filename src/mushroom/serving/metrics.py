@@ -1,0 +1,89 @@
+"""What the service answered and was told, as Prometheus counters at ``/metrics`` beside
+BentoML's own (alert rules on them: src/prometheus/alerts.yml).
+
+    mushroom_answers_total{verdict, model_version}
+    mushroom_unfamiliar_answers_total{model_version}
+    mushroom_feedback_labels_total{true_class, model_version}   model_version: of the answer
+    mushroom_labelled_false_edibles_total{model_version}        labelled poisonous, answered edible
+
+Each counts what the prediction log committed, so an answer refused with 503 is not
+counted, and a label given again is counted once. BentoML serves ``/metrics`` from every
+worker's files in ``PROMETHEUS_MULTIPROC_DIR``; it sets that variable for its workers, and
+``prometheus_client`` reads it once, when first imported: it is imported when a worker builds
+its ``ServiceMetrics``, never at import (``bentoml serve``'s main process imports the
+service without it). ``bentoml.metrics`` did this for us but is deprecated in 1.4.40.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mushroom.data.prediction_log import LabelledAnswer
+    from mushroom.serving.schema import Answer
+
+VERDICTS = ("edible", "poisonous", "uncertain")
+TRUE_CLASSES = ("edible", "poisonous")
+
+
+@functools.cache
+def _counters() -> SimpleNamespace:
+    """One set per process: a second registration of a name is an error."""
+    import prometheus_client
+
+    return SimpleNamespace(
+        answers=prometheus_client.Counter(
+            "mushroom_answers",
+            "Answers logged, by verdict and the model version that gave them",
+            ["verdict", "model_version"],
+        ),
+        unfamiliar=prometheus_client.Counter(
+            "mushroom_unfamiliar_answers",
+            "Answers logged for descriptions unlike the model's training data",
+            ["model_version"],
+        ),
+        labels=prometheus_client.Counter(
+            "mushroom_feedback_labels",
+            "Feedback labels stored, by true class and the version of the model that answered",
+            ["true_class", "model_version"],
+        ),
+        false_edibles=prometheus_client.Counter(
+            "mushroom_labelled_false_edibles",
+            "Feedback labels 'poisonous' for answers that were 'edible'",
+            ["model_version"],
+        ),
+    )
+
+
+class ServiceMetrics:
+    """The counters of one served model version."""
+
+    def __init__(self, model_version: str):
+        counters = _counters()
+        self._counters = counters
+        # Every series of the served version exists from start-up, at 0: Prometheus's
+        # increase() cannot see a series' first sample as a rise, so a false edible that
+        # created its series would not fire the alert.
+        self._answers = {v: counters.answers.labels(v, model_version) for v in VERDICTS}
+        self._unfamiliar = counters.unfamiliar.labels(model_version)
+        for true_class in TRUE_CLASSES:
+            counters.labels.labels(true_class, model_version)
+        counters.false_edibles.labels(model_version)
+
+    def count_answers(self, answers: Sequence[Answer]) -> None:
+        """One increment per verdict of a batch, not one per answer."""
+        for verdict, count in Counter(a["verdict"] for a in answers).items():
+            self._answers[verdict].inc(count)
+        unfamiliar = sum("unfamiliar" in a["reasons"] for a in answers)
+        if unfamiliar:
+            self._unfamiliar.inc(unfamiliar)
+
+    def count_label(self, true_class: str, answered: LabelledAnswer) -> None:
+        """A newly stored label of an answer, maybe of an earlier model version."""
+        self._counters.labels.labels(true_class, answered.model_version).inc()
+        if true_class == "poisonous" and answered.verdict == "edible":
+            self._counters.false_edibles.labels(answered.model_version).inc()
