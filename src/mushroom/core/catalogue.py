@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Literal
 
@@ -56,13 +57,15 @@ class Trait:
     def is_numeric(self) -> bool:
         return self.kind == "numeric"
 
-    @property
+    # Cached (a frozen dataclass still has its __dict__): the scoring path reads them per
+    # answer, and each was a new tuple built from the code book every time.
+    @cached_property
     def allowed_values(self) -> tuple[str, ...]:
         """Readable values a prepared row may hold (categorical traits only): the
         ``describable_values`` and ``NOT_RECORDED``, last."""
         return self.describable_values + (NOT_RECORDED,)
 
-    @property
+    @cached_property
     def describable_values(self) -> tuple[str, ...]:
         """The values a person can describe a mushroom by: the code book's."""
         return tuple(dict.fromkeys(self.codes.values()))

@@ -82,3 +82,9 @@ def bentoml_home() -> Path:
     default, ~/bentoml, is shared by every clone: one served another clone's model, whose
     run is not in its mlflow.db."""
     return Path(os.environ.get("BENTOML_HOME") or project_root() / BENTOML_HOME)
+
+
+def read_only_uri(path: str | Path) -> str:
+    """SQLite's URI for reading ``path``: percent-encoded, so a ``#`` or ``?`` in a file
+    name stays part of the path instead of starting a fragment or a query."""
+    return f"{Path(path).absolute().as_uri()}?mode=ro"

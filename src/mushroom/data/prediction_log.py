@@ -28,6 +28,7 @@ import pandas as pd
 
 from mushroom.core import paths
 from mushroom.core.catalogue import CATALOGUES
+from mushroom.core.paths import read_only_uri
 
 ENV_VAR = "MUSHROOM_PREDICTION_LOG"
 META_COLUMNS = (
@@ -364,12 +365,6 @@ def columns(dataset: str | None = None) -> list[str]:
     every catalogued one) and ``LABEL``."""
     traits = [t.name for t in CATALOGUES[dataset].traits] if dataset else list(TRAIT_COLUMNS)
     return [*META_COLUMNS, *traits, LABEL]
-
-
-def read_only_uri(path: str | Path) -> str:
-    """SQLite's URI for reading ``path``: percent-encoded, so a ``#`` or ``?`` in a file
-    name stays part of the path instead of starting a fragment or a query."""
-    return f"{Path(path).absolute().as_uri()}?mode=ro"
 
 
 def read_predictions(path: str | Path, dataset: str | None = None) -> pd.DataFrame:

@@ -19,8 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mushroom.core.paths import CHECKOUT, bentoml_home, mlflow_uri
-from mushroom.data.prediction_log import read_only_uri
+from mushroom.core.paths import CHECKOUT, bentoml_home, mlflow_uri, read_only_uri
 from mushroom.lifecycle.store_names import ALIAS, MOVE_TAG_PREFIX, NAME, find_entry
 
 BENTO_MANIFEST = CHECKOUT / "bento.yaml"
