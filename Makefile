@@ -9,7 +9,7 @@ RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 DRIFT_WINDOW := $(wildcard data/monitoring/window.parquet.dvc)
 FEEDBACK := $(wildcard data/feedback/labelled.parquet.dvc)
 
-.PHONY: run test test-fast env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep promtool
+.PHONY: run test test-fast env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep promtool chromium
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes. uv installs no
 # bytecode by default: where PYTHONDONTWRITEBYTECODE is set, every process then compiles all
@@ -45,7 +45,7 @@ promote: repro
 # The MLflow champion on 127.0.0.1:3000, in the foreground (Ctrl+C stops it). It serves
 # what the alias named at start: after `mushroom promote` or `mushroom rollback`, restart it.
 serve: env
-	@echo "API docs: http://127.0.0.1:3000/  (OpenAPI: /docs.json, model: /model)"
+	@echo "Open http://127.0.0.1:3000/ to ask about a mushroom  (API: /docs, /docs.json, /model)"
 	$(WITH_ENV) bentoml serve mushroom.serving.service:MushroomClassifier --host 127.0.0.1 --port 3000
 
 run: promote
@@ -61,7 +61,7 @@ requirements: env
 	$(WITH_ENV) uv export --frozen --only-group serve --no-hashes --no-emit-project \
 		--no-annotate --no-header -o src/requirements-serve.txt
 
-test: env promtool
+test: env promtool chromium
 	$(WITH_ENV) python -m pytest
 
 # The unit and validation tier (under a minute): no real data, pipeline run, server or
@@ -85,6 +85,17 @@ promtool: env
 			"with apt-get (as root it runs apt-get update first): install the package" \
 			"'prometheus' (Debian, Ubuntu) or put promtool from" \
 			"https://prometheus.io/download/ on PATH" >&2; exit 1; }; }
+
+# Debian's Chromium, which the page's browser tests drive (tests/test_page.py; Playwright
+# cannot download its own browsers here): installed with apt-get when missing.
+chromium:
+	@command -v chromium >/dev/null || { \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null && \
+			echo "chromium: installed Debian's chromium package"; } || \
+		{ echo "error: chromium is missing and could not be installed with apt-get (as root):" \
+			"install the package 'chromium' (Debian) so that 'chromium' is on PATH" >&2; \
+			exit 1; }; }
 
 # For code review: what a branch changes against main.
 review: env

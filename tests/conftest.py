@@ -13,6 +13,20 @@ the evaluate stage (cross-validation, safety suite, an MLflow run) on fixture da
 that needs any of them is in the full tier only (``make test``), not ``make test-fast``."""
 
 
+ON_FAILURE = pytest.StashKey[list]()
+"""What a test's fixtures want done when its call fails (a browser screenshot): callables
+returning a line for the report."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call" and report.failed:
+        for act in item.stash.get(ON_FAILURE, []):
+            report.sections.append(("on failure", act()))
+    return report
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES & set(item.fixturenames):
@@ -78,3 +92,22 @@ def secondary_model(pulled_repo, bentoml_home, tmp_path_factory):
         data__dataset="secondary",
         evaluate__gate__min_coverage=0.0,
     )
+
+
+@pytest.fixture(scope="session")
+def uci_server(uci_model, tmp_path_factory):
+    """One server of ``uci_model`` for every module that only asks it: tests that stop,
+    break or count a server's whole log start their own (``servefixtures.serving``)."""
+    from servefixtures import serving
+
+    with serving(uci_model, tmp_path_factory.mktemp("uci-log")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def secondary_server(secondary_model, tmp_path_factory):
+    """One server of ``secondary_model`` for every module that only asks it."""
+    from servefixtures import serving
+
+    with serving(secondary_model, tmp_path_factory.mktemp("secondary-log")) as server:
+        yield server

@@ -24,8 +24,8 @@ def pins(text: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def built(uci_model, tmp_path_factory) -> tuple[str, Path]:
-    """The built bento's tag, and the bento exported as an archive and unpacked."""
+def built(uci_model, tmp_path_factory) -> tuple[str, Path, Path]:
+    """The built bento's tag, the bento unpacked, and the archive it was exported to."""
     bentoml = str(Path(sys.executable).parent / "bentoml")
     env = uci_model.env | {"MUSHROOM_MODEL": uci_model.tag}
     built = subprocess.run(
@@ -46,7 +46,7 @@ def built(uci_model, tmp_path_factory) -> tuple[str, Path]:
     unpacked = archive.with_suffix("")
     with tarfile.open(archive) as tar:
         tar.extractall(unpacked, filter="data")
-    return tag, unpacked
+    return tag, unpacked, archive
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,55 @@ def test_the_built_bento_serves_the_promoted_model(built, uci_model, tmp_path):
     assert {Path(path).resolve() for path in imported} == {
         (bento_code / "mushroom" / "serving" / "service.py").resolve()
     }
+
+
+def test_a_bento_in_the_projects_store_logs_where_the_cli_looks(built, uci_model, tmp_path):
+    """`make bento` builds into the project's .bentoml/; a bento served from there logs into
+    the project's data/live, so `mushroom monitor check --live` and `feedback export` find
+    its answers without --log."""
+    tag, _, archive = built
+    project = tmp_path / "project"
+    (project / "data" / "live").mkdir(parents=True)
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    store = {"BENTOML_HOME": str(project / ".bentoml")}
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    imported = subprocess.run(
+        [bentoml, "import", str(archive)],
+        env=uci_model.env | store,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert imported.returncode == 0, imported.stderr
+    expected_log = project / "data" / "live" / "predictions.db"
+    unset = {"MUSHROOM_PREDICTION_LOG": ""}
+    server = Server(uci_model, expected_log, target=tag, extra_env=store | unset)
+    try:
+        import httpx
+
+        answer = httpx.post(
+            f"{server.url}/classify", json={"mushrooms": [{"odor": "f"}]}, timeout=30
+        ).json()[0]
+        labelled = httpx.post(
+            f"{server.url}/feedback",
+            json={"request_id": answer["request_id"], "true_class": "poisonous"},
+            timeout=30,
+        )
+        said = server.output_path.read_text()
+    finally:
+        server.stop()
+    assert labelled.status_code == 200, labelled.text
+    assert f"prediction log {expected_log}" in said
+    exported = subprocess.run(
+        [sys.executable, "-m", "mushroom.cli", "feedback", "export", "--no-dvc"],
+        cwd=project,
+        env=uci_model.env | unset,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "1 new labelled answers" in exported.stdout, exported.stdout
 
 
 def test_dockerfile_uses_python_311_and_installs_the_pinned_requirements(bento):
@@ -151,7 +200,11 @@ def test_bento_holds_the_model_and_only_the_serving_code(bento, uci_model):
     model_dir = bento / "models" / "mushroom-classifier" / version
     assert (model_dir / "model.joblib").stat().st_size > 0
     assert (model_dir / "model_card.json").is_file()
-    shipped = {p.relative_to(bento / "src").as_posix() for p in (bento / "src").rglob("*.py")}
+    shipped = {
+        p.relative_to(bento / "src").as_posix()
+        for p in (bento / "src" / "mushroom").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert shipped == set(yaml.safe_load((REPO / "bentofile.yaml").read_text())["include"])
     assert not (bento / "src" / "mushroom" / "stages").exists()
 

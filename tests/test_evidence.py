@@ -27,7 +27,7 @@ from mushroom.model.evaluation import check_gate, failed_checks, judge_frame, ve
 from mushroom.model.familiarity import COUNTED_DIRECTLY, Familiarity
 from mushroom.model.policy import EDIBLE, POISONOUS, UNCERTAIN, Judge, rate_high
 from mushroom.serving.classifier import Classifier
-from servefixtures import Server, serving, train_alone
+from servefixtures import Server, train_alone
 
 FIELD_GUIDE = Path(__file__).parent / "field_guide" / "secondary.json"
 SPELLINGS = sorted(NOT_KNOWN) + ["MISSING", " Missing ", "Unknown", "NOT_RECORDED"]
@@ -74,18 +74,6 @@ def described(frame: pd.DataFrame, catalogue, leave_out=()) -> list[dict]:
         {k: v for k, v in row.items() if v != NOT_RECORDED and k not in leave_out}
         for row in frame[names].to_dict(orient="records")
     ]
-
-
-@pytest.fixture(scope="module")
-def uci_server(uci_model, tmp_path_factory):
-    with serving(uci_model, tmp_path_factory.mktemp("uci-log")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def secondary_server(secondary_model, tmp_path_factory):
-    with serving(secondary_model, tmp_path_factory.mktemp("secondary-log")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,8 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def server(uci_model, tmp_path_factory):
-    server = Server(uci_model, tmp_path_factory.mktemp("http-log") / "predictions.db")
-    yield server
-    server.stop()
+def server(uci_server):
+    return uci_server
 
 
 @pytest.fixture(scope="module")

@@ -104,10 +104,12 @@ def test_the_checks_catch_an_upward_import_and_a_cycle(tmp_path):
 
 
 def test_the_bento_ships_exactly_what_the_service_imports():
-    """The bento holds the service's import closure and nothing of the pipeline: serving
-    never imports the monitoring wing, the stages or the CLI."""
+    """The bento holds the service's import closure and the page's files, and nothing of the
+    pipeline: serving never imports the monitoring wing, the stages or the CLI."""
     target = yaml.safe_load((REPO / "bentofile.yaml").read_text())["service"].split(":")[0]
     imported = {p.relative_to(SRC).as_posix() for p in import_closure(target, SRC)}
+    page = SRC / PACKAGE / "serving" / "page"
+    imported |= {p.relative_to(SRC).as_posix() for p in page.iterdir()}
     included = set(yaml.safe_load((REPO / "bentofile.yaml").read_text())["include"])
     assert sorted(imported - included) == [] and sorted(included - imported) == []
     assert not {path.split("/")[1] for path in imported} & {"monitoring", "stages", "cli.py"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -25,6 +26,8 @@ from mushroom.stages import prepare
 from rawfixtures import set_params
 from repocopy import tool_env
 from test_feedback import log_answers, novel_description
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def dvc_env() -> dict[str, str]:
@@ -220,7 +223,24 @@ def test_temp_experiment_logs_to_the_workspace_mlflow_store(repo):
         artifacts = [uri for (uri,) in db.execute("select artifact_uri from runs")]
     assert all(uri.startswith(str(repo / "mlruns")) for uri in artifacts)
     assert len(list((repo / "mlruns").rglob("MLmodel"))) == len(artifacts)
-    assert "naive_bayes" in run(["dvc", "exp", "show", "--md", "--no-pager"], repo)
+    # The README's table of a sweep holds the figures and params that changed, and nothing
+    # else: before --drop, the dependencies' changed hashes filled a 120-column terminal and
+    # hid the params behind a "…" (its width over the README's sweep: docs/pipeline.md).
+    lines = README.read_text().splitlines()
+    (shown,) = [line.split("#")[0] for line in lines if line.startswith("dvc exp show")]
+    command = [*shlex.split(shown), "--no-pager"]
+    table = repocopy.run(command, repo, dvc_env() | {"COLUMNS": "400"})
+    header = table.splitlines()[1].split()
+    summary = json.loads((repo / paths.SUMMARY).read_text())
+    figures = {
+        f"{split}.{name}"
+        for split, names in summary.items()
+        if isinstance(names, dict)
+        for name in names
+    } | {name for name, v in summary.items() if not isinstance(v, dict)}
+    assert header[:2] == ["Experiment", "Created"] and "train.model" in header
+    assert set(header[2:]) - {"train.model"} <= figures, header
+    assert "naive_bayes" in table
 
 
 def test_species_split_on_the_real_secondary_data(repo, tmp_path):

@@ -19,16 +19,11 @@ from servefixtures import Server, build_and_promote, promote
 
 
 @pytest.fixture(scope="module")
-def uci_server(uci_model, tmp_path_factory):
-    server = Server(uci_model, tmp_path_factory.mktemp("uci-log") / "predictions.db")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def secondary_server(bentoml_home, tmp_path_factory):
-    """A secondary-data model, for the numeric traits; its gate is opened on purpose (six
-    fixture species cannot make a safe model, and the gate is not under test here)."""
+    """A secondary-data model of the six fixture species, for the numeric traits (it answers
+    some of them edible, which the real data's model never does to a person); its gate is
+    opened on purpose (six fixture species cannot make a safe model, and the gate is not
+    under test here)."""
     raw = tmp_path_factory.mktemp("secondary-raw")
     rawfixtures.write_secondary(raw)
     promoted = build_and_promote(

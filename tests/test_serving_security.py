@@ -17,14 +17,12 @@ from servefixtures import Server
 
 
 @pytest.fixture(scope="module")
-def server(uci_model, tmp_path_factory):
-    server = Server(uci_model, tmp_path_factory.mktemp("security") / "predictions.db")
-    yield server
-    server.stop()
+def server(uci_server):
+    return uci_server
 
 
-def test_the_page_at_root_is_the_projects_and_loads_nothing_from_elsewhere(server, uci_model):
-    page = httpx.get(f"{server.url}/", timeout=30)
+def test_the_api_page_is_the_projects_and_loads_nothing_from_elsewhere(server, uci_model):
+    page = httpx.get(f"{server.url}/docs", timeout=30)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     title = re.search(r"<title>(.*)</title>", page.text).group(1)
     assert title == f"Mushroom classifier: is it edible? (mushroom-classifier:{uci_model.version})"

@@ -21,7 +21,7 @@ from pathlib import Path
 from mushroom.core import paths
 from mushroom.core.atomic import OutputRefused, check_replaceable
 from mushroom.data import feedback
-from mushroom.data.prediction_log import LogUnavailable, log_path
+from mushroom.data.prediction_log import LOG_HELP, LogUnavailable, log_path
 from mushroom.monitoring import history
 from mushroom.monitoring.drift import write_snapshot
 from mushroom.serving.csv_scoring import predict
@@ -218,7 +218,7 @@ def monitor_history(args: argparse.Namespace) -> int:
 
 def log_to_dataset(command: argparse.ArgumentParser, default_out: Path) -> None:
     """The options of a command that writes what the live log holds into a DVC dataset."""
-    command.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
+    command.add_argument("--log", type=Path, help=LOG_HELP)
     command.add_argument(
         "--out", type=Path, default=default_out, help="the file written (default %(default)s)"
     )
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument(
         "--live", action="store_true", help="judge the live log first (the drift stage's way)"
     )
-    check.add_argument("--log", type=Path, help=f"the live log (default {log_path()})")
+    check.add_argument("--log", type=Path, help=LOG_HELP)
     kept_in = f"the Evidently workspace of every drift run (default {paths.HISTORY})"
     check.add_argument(
         "--history", type=Path, default=paths.HISTORY, help=f"with --live: {kept_in}"

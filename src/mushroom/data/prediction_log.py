@@ -75,8 +75,16 @@ class LogUnavailable(RuntimeError):
         self.path, self.cause = path, cause
 
 
-def log_path() -> Path:
-    return Path(os.environ.get(ENV_VAR) or paths.PREDICTION_LOG)
+def log_path(start: Path | None = None) -> Path:
+    """Where answers are logged: ``MUSHROOM_PREDICTION_LOG`` when set, else the project's
+    ``data/live/predictions.db``, the project found from ``start`` (the working directory)
+    upwards. A bento served from the project's own store (``.bentoml/`` inside it) runs in
+    its folder there, so it logs where ``mushroom monitor check --live`` looks by default."""
+    configured = os.environ.get(ENV_VAR)
+    return Path(configured) if configured else paths.project_root(start) / paths.PREDICTION_LOG
+
+
+LOG_HELP = f"the live log (default: ${ENV_VAR}, else the project's {paths.PREDICTION_LOG})"
 
 
 def _describe(exc: BaseException) -> str:

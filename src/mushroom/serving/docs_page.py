@@ -1,8 +1,8 @@
-"""The API's own page at ``/`` and the ``info`` of its OpenAPI document.
+"""The API's own page at ``/docs`` and the ``info`` of its OpenAPI document.
 
 BentoML's page loads Google Tag Manager and links to BentoML's GitHub; its OpenAPI
 ``info`` says version "None" and, as description, badges fetched from third-party hosts
-and links to BentoML's Slack and Twitter. This middleware answers ``GET /`` with Swagger
+and links to BentoML's Slack and Twitter. This middleware answers ``GET /docs`` with Swagger
 UI from the files BentoML serves itself under ``/static_content`` (no CDN: it works
 offline), under a policy that lets the page load nothing from elsewhere, and gives
 ``/docs.json`` the project's title, description and model version, and what
@@ -86,7 +86,7 @@ class DocsPage:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
-        elif scope["path"] == "/":
+        elif scope["path"] == "/docs":
             headers = [(b"content-type", b"text/html; charset=utf-8")]
             await send_whole(
                 send, 200, headers + [(b"content-security-policy", self.policy)], self.page

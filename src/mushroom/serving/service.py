@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mushroom.core.catalogue import get_catalogue
 from mushroom.core.paths import CHECKOUT, mlflow_uri
 from mushroom.core.versions import UnsupportedVersion
 from mushroom.data.prediction_log import (
@@ -38,7 +39,7 @@ from mushroom.lifecycle.champion import NoChampion, select, use_project_store
 from mushroom.lifecycle.model_card import InvalidCard, ModelCard
 from mushroom.lifecycle.store_names import NAME, POLICY_FILE
 from mushroom.model.bundle import OutdatedBundle, read_policy
-from mushroom.serving import patches
+from mushroom.serving import patches, people_page
 from mushroom.serving.classifier import Classifier
 from mushroom.serving.docs_page import DocsPage, project_info
 from mushroom.serving.http_guard import error_response, guard, guarded_input
@@ -53,7 +54,7 @@ except NoChampion as exc:
 MODEL_TAG = SERVED.tag
 MODEL_DIR = bentoml.models.get(MODEL_TAG).path
 try:
-    read_policy(Path(MODEL_DIR) / POLICY_FILE)
+    POLICY = read_policy(Path(MODEL_DIR) / POLICY_FILE)
     CARD = ModelCard.read(MODEL_DIR)
 except (OutdatedBundle, InvalidCard) as exc:
     raise SystemExit(f"error: {MODEL_TAG}: {exc}; not serving") from None
@@ -107,7 +108,16 @@ def model_info(request: Request) -> JSONResponse:
     )
 
 
-@bentoml.asgi_app(Starlette(routes=[Route("/model", model_info, methods=["GET"])]), path="/")
+PAGES = Starlette(
+    routes=[
+        Route("/model", model_info, methods=["GET"]),
+        *people_page.routes(CARD, get_catalogue(CARD.dataset), POLICY),
+    ]
+)
+
+
+# Mounted at /, its routes come before BentoML's own (its page at / included).
+@bentoml.asgi_app(PAGES, path="/")
 @bentoml.service(
     name=NAME,
     http={"host": "127.0.0.1"},
@@ -125,7 +135,8 @@ class MushroomClassifier:
     def check_prediction_log() -> None:
         """Runs in `bentoml serve`'s main process before any worker starts: a log that
         cannot record answers stops the server with one line naming it and the cause."""
-        log = Path(MushroomClassifier.working_dir) / log_path()
+        working_dir = Path(MushroomClassifier.working_dir)
+        log = working_dir / log_path(working_dir)
         try:
             PredictionLog.check(log)
         except LogUnavailable as failure:
