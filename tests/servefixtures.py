@@ -106,8 +106,9 @@ def run_pipeline(workdir: Path, env: dict[str, str]) -> None:
 def promote(workdir: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     w = str(workdir)
     return run_module(
-        "mushroom.lifecycle.promotion",
+        "mushroom.cli",
         [
+            "promote",
             "--params",
             f"{w}/params.yaml",
             "--prepared",
@@ -233,8 +234,9 @@ class Server:
         log_path: Path,
         target: str = SOURCE_SERVICE,
         extra_env: dict[str, str] | None = None,
+        port: int | None = None,
     ):
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.output_path = log_path.with_suffix(".server.log")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from servefixtures import (
     Server,
     free_port,
     kill_tree,
+    process_tree,
     promote,
     run_module,
     stage_args,
@@ -295,3 +298,70 @@ def test_bentoml_serve_without_env_sh_serves_the_projects_champion(two_versions,
     assert served["bento_model"] in {promoted.tag for promoted in two_versions}
     assert f"mushroom: BENTOML_HOME unset: using {project / '.bentoml'}" in said
     assert f"MLflow store sqlite:///{project / 'mlflow.db'};" in said
+
+
+def champion_version(promoted: Promoted) -> str:
+    with contextlib.closing(sqlite3.connect(promoted.workdir / "mlflow.db")) as db:
+        return db.execute(
+            "SELECT version FROM registered_model_aliases WHERE alias = 'champion'"
+        ).fetchone()[0]
+
+
+def test_a_worker_restarted_after_a_champion_move_serves_what_its_server_chose(
+    two_versions, tmp_path
+):
+    """A worker killed and restarted by the process manager after a promotion came back on
+    the new champion, unrecorded: now it serves the version its server chose at start, and
+    says the champion moved."""
+    first, second = two_versions
+    server = Server(second, tmp_path / "log.db", extra_env=SERVE_THE_CHAMPION)
+    try:
+        before = httpx.get(f"{server.url}/model", timeout=30).json()
+        assert before["chosen_by"] == "champion"
+        other = first.version if before["version"] == second.version else second.version
+        moved = cli(second.env, "rollback", "--to", other, "--reason", "a worker restarts")
+        assert moved.returncode == 0, moved.stderr
+        assert champion_version(second) != before["version"]
+        (worker,) = process_tree(server.process.pid)[1:]
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while process_tree(server.process.pid)[1:] in ([], [worker]):
+            assert time.monotonic() < deadline, server.server_log()
+            time.sleep(0.2)
+        server.wait_ready()
+        after = httpx.get(f"{server.url}/model", timeout=30).json()
+        said = server.server_log()
+    finally:
+        server.stop()
+        back = ("--to", before["version"], "--reason", "back to where the module left it")
+        assert cli(second.env, "rollback", *back).returncode == 0
+    assert (after["version"], after["bento_model"]) == (before["version"], before["bento_model"])
+    assert "restart the server to serve the new champion" in said
+
+
+def test_a_killed_server_takes_its_worker_with_it_and_frees_the_port(uci_model, tmp_path):
+    server = Server(uci_model, tmp_path / "log.db")
+    workers = process_tree(server.process.pid)[1:]
+    assert workers
+    server.process.kill()  # SIGKILL: no shutdown of its own
+    server.process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while [pid for pid in workers if alive(pid)]:
+        assert time.monotonic() < deadline, f"workers {workers} outlived their server"
+        time.sleep(0.1)
+    again = Server(uci_model, tmp_path / "again.db", port=server.port)
+    try:
+        answered = httpx.post(f"{again.url}/classify", json={"mushrooms": [{}]}, timeout=30)
+    finally:
+        again.stop()
+        server.output.close()
+    assert answered.status_code == 200
+
+
+def alive(pid: int) -> bool:
+    """Running: not gone, not a zombie waiting for a parent that is gone too."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

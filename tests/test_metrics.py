@@ -85,6 +85,7 @@ def test_counters_count_what_the_log_committed(uci_model, pulled_repo, tmp_path)
             ("mushroom_feedback_labels_total", "edible"),
             ("mushroom_feedback_labels_total", "poisonous"),
             ("mushroom_labelled_false_edibles_total", None),
+            ("mushroom_label_conflicts_total", None),
         }
 
         rename_column(log, "verdict", "verdict_was")
@@ -111,17 +112,19 @@ def test_counters_count_what_the_log_committed(uci_model, pulled_repo, tmp_path)
             for request_id, true_class in [
                 (false_edible, "poisonous"),
                 (false_edible, "poisonous"),  # again: stored once, counted once
-                (false_edible, "edible"),  # a conflict
+                (false_edible, "edible"),  # a conflict: still poisonous, counted as such
                 (right_edible, "edible"),
                 (answers[3]["request_id"], "poisonous"),  # answered poisonous: right
                 (answers[7]["request_id"], "poisonous"),  # uncertain: not a false edible
+                (right_edible, "poisonous"),  # overturns its edible label: a false edible
             ]
         ]
-        assert statuses == [200, 200, 409, 200, 200, 200]
+        assert statuses == [200] * 7
         labelled = counters(server)
-        for true_class, count in {"poisonous": 3, "edible": 1}.items():
+        for true_class, count in {"poisonous": 4, "edible": 1}.items():
             assert total(labelled, "mushroom_feedback_labels_total", true_class=true_class) == count
-        assert total(labelled, "mushroom_labelled_false_edibles_total", model_version=version) == 1
+        assert total(labelled, "mushroom_labelled_false_edibles_total", model_version=version) == 2
+        assert total(labelled, "mushroom_label_conflicts_total", model_version=version) == 2
     finally:
         server.stop()
 

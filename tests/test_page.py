@@ -375,6 +375,7 @@ def test_a_failing_or_stopped_server_is_said_so_not_a_blank_page(
 
 
 def test_the_feedback_buttons_store_a_label_for_the_answer_shown(uci_server, browser, visit):
+    """And a second, other label is stored as a conflict the page names."""
     person = visit(uci_server)
     person.describe({"odor": "foul"})
     request_id = person.text("#request-id")
@@ -389,5 +390,5 @@ def test_the_feedback_buttons_store_a_label_for_the_answer_shown(uci_server, bro
         ).fetchall()
     assert stored == [("poisonous",)]
     person.page.get_by_role("button", name="It was edible").click()
-    result.filter(has_text="Not stored").wait_for(timeout=10_000)
-    assert "already labelled 'poisonous'" in result.inner_text()
+    result.filter(has_text="labelled otherwise").wait_for(timeout=10_000)
+    assert "it counts as poisonous (the safe label wins)" in result.inner_text()

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 import rawfixtures
+from mushroom.cli import main as mushroom
 from mushroom.core.catalogue import TARGET
 from mushroom.core.params import Drift, Featurize, ParamsError, Train, flatten, load_params
 from mushroom.data import prepared
-from mushroom.lifecycle import promotion
 from mushroom.model.estimators import ENCODERS, MODELS
 from mushroom.stages import drift, evaluate, featurize, prepare, train
 from servefixtures import stage_args
@@ -179,7 +179,7 @@ MAINS = {
     "train": train.main,
     "evaluate": evaluate.main,
     "drift": drift.main,
-    "promote": promotion.main,
+    "promote": lambda argv: mushroom(["promote", *argv]),
 }
 
 

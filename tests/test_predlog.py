@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
@@ -18,7 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mushroom.data.prediction_log import LogUnavailable, PredictionLog, read_predictions
+from mushroom.data.prediction_log import (
+    TRAIT_COLUMNS,
+    LogUnavailable,
+    PredictionLog,
+    read_predictions,
+)
 from servefixtures import Promoted, Server, free_port, kill_tree
 
 TRAITS = ["odor"]
@@ -336,3 +342,28 @@ def test_a_log_failing_while_serving_is_not_ready_and_refuses_answers_until_it_w
         assert "was deleted or replaced while in use" in server.server_log()
     finally:
         server.stop()
+
+
+def test_the_log_and_a_folder_made_for_it_are_its_owners_alone(tmp_path):
+    """Request ids are what a label needs: other users may not read them."""
+    path = tmp_path / "made" / "for" / "it.db"
+    log = PredictionLog(path)
+    try:
+        log.append(
+            list(TRAIT_COLUMNS),
+            [("r1", "t", "m:1", "uci", 0.5, "uncertain", 1, "") + (None,) * len(TRAIT_COLUMNS)],
+        )
+    finally:
+        log.close()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (path.parent, path)}
+    assert modes == {"for": 0o700, "it.db": 0o600}
+    assert stat.S_IMODE((tmp_path / "made").stat().st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o755)
+    opened = shared / "open.db"
+    opened.touch()
+    opened.chmod(0o644)
+    PredictionLog.check(opened)
+    assert stat.S_IMODE(opened.stat().st_mode) == 0o600
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755  # a folder that existed: as it was

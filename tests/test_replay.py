@@ -20,6 +20,7 @@ from mushroom.cli import main as mushroom
 from mushroom.core.catalogue import UCI
 from mushroom.data.prediction_log import PredictionLog
 from mushroom.data.raw import read_raw
+from mushroom.lifecycle.model_card import ModelCard
 from mushroom.lifecycle.store_names import NAME
 from mushroom.serving.classifier import Classifier
 from servefixtures import Promoted, promote
@@ -49,10 +50,20 @@ def candidate(uci_model, tmp_path, request) -> Promoted:
     return Promoted(workdir, env, tag=uci_model.tag, version=uci_model.version)
 
 
+def promoted_folder(uci_model) -> Path:
+    return Path(uci_model.env["BENTOML_HOME"], "models", *uci_model.tag.split(":"))
+
+
 @pytest.fixture(scope="module")
 def classifier(uci_model) -> Classifier:
     """The candidate as the service answers with it."""
-    return Classifier(Path(uci_model.env["BENTOML_HOME"], "models", *uci_model.tag.split(":")))
+    return Classifier(promoted_folder(uci_model))
+
+
+@pytest.fixture(scope="module")
+def run_id(uci_model) -> str:
+    """The candidate's evaluate run."""
+    return ModelCard.read(promoted_folder(uci_model)).mlflow_run_id
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +137,7 @@ def test_without_a_log_there_is_nothing_to_replay_and_promotion_goes_on(uci_mode
 
 @pytest.mark.parametrize("candidate", ["alias"], indirect=True)
 def test_a_labelled_poisonous_description_answered_edible_refuses_promotion(
-    candidate, classifier, descriptions
+    candidate, classifier, descriptions, run_id
 ):
     """Version 1 is registered but not champion: promoting it again would move the alias."""
     log = candidate.workdir / "live" / "predictions.db"
@@ -139,7 +150,6 @@ def test_a_labelled_poisonous_description_answered_edible_refuses_promotion(
     report = refused_for(candidate, log, fooled)
     assert (report["labelled"], report["labelled_false_edible"]) == (2, 1)
     assert [row["request_id"] for row in report["false_edible"]] == [fooled]
-    run_id = classifier.card.mlflow_run_id
     state = mlflow_state(candidate.workdir, run_id)
     assert state["aliases"] == []  # the alias did not move
     assert state["run"]["replay.labelled_false_edible"] == "1"
@@ -147,7 +157,7 @@ def test_a_labelled_poisonous_description_answered_edible_refuses_promotion(
 
 
 @pytest.mark.parametrize("candidate", ["model"], indirect=True)
-def test_promotion_reports_the_answers_that_change(candidate, classifier, descriptions):
+def test_promotion_reports_the_answers_that_change(candidate, classifier, descriptions, run_id):
     log = candidate.workdir / "live" / "predictions.db"
     mushrooms = descriptions["edible"] + descriptions["poisonous"]
     rows = write_log(log, classifier, mushrooms, earlier=2)
@@ -174,7 +184,7 @@ def test_promotion_reports_the_answers_that_change(candidate, classifier, descri
     assert sorted(report["new_edible_request_ids"]) == sorted(r[0] for r in rows[:2])
     assert report["answered_by"] == {f"{NAME}:{candidate.version}": 6, f"{NAME}:0": 2}
     assert report["skipped_other_datasets"] == {"secondary": 1}
-    state = mlflow_state(candidate.workdir, classifier.card.mlflow_run_id)
+    state = mlflow_state(candidate.workdir, run_id)
     assert state["aliases"] == [("champion", 1)]
     expected = {"replay.changed": "2", "replay.new_edible": "2", "replay.skipped": "1"}
     assert expected.items() <= state["run"].items()
@@ -184,7 +194,7 @@ def test_promotion_reports_the_answers_that_change(candidate, classifier, descri
 
 @pytest.mark.parametrize("candidate", ["alias"], indirect=True)
 def test_an_exported_label_refuses_promotion_after_the_log_is_rotated(
-    candidate, classifier, descriptions
+    candidate, classifier, descriptions, run_id
 ):
     """`mushroom feedback export` keeps labels past the log's life: a labelled false edible
     only the exported dataset still holds refuses promotion as the log's would."""
@@ -214,5 +224,5 @@ def test_an_exported_label_refuses_promotion_after_the_log_is_rotated(
     assert refused.returncode == 3
     assert refused.stderr.startswith(f"promote: refused: {exported}: not a feedback dataset: ")
     assert refused.stderr.rstrip().endswith("cannot be replayed (name another with --feedback)")
-    state = mlflow_state(candidate.workdir, classifier.card.mlflow_run_id)
+    state = mlflow_state(candidate.workdir, run_id)
     assert state["aliases"] == []  # the alias never moved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -376,21 +377,78 @@ def feedback(server: Server, request_id: str, true_class: str) -> httpx.Response
     )
 
 
-def test_feedback_is_stored_once_and_conflicts_are_refused(uci_server):
-    first, second = classify(uci_server, [{"odor": "foul"}, {"odor": "none"}]).json()
+def test_feedback_is_stored_once_and_a_conflict_counts_as_poisonous(uci_server):
+    first, second, third = classify(
+        uci_server, [{"odor": "foul"}, {"odor": "none"}, {"odor": "almond"}]
+    ).json()
     stored = feedback(uci_server, first["request_id"], "poisonous")
     assert stored.status_code == 200 and stored.json()["stored"] is True
     repeat = feedback(uci_server, first["request_id"], "poisonous")
     assert repeat.status_code == 200 and repeat.json()["stored"] is False
+    # Poisonous, then edible: kept as a conflict, still poisonous.
     conflict = feedback(uci_server, first["request_id"], "edible")
-    assert conflict.status_code == 409 and "already labelled 'poisonous'" in conflict.text
+    assert conflict.status_code == 200
+    assert conflict.json() | {"request_id": ""} == {
+        "request_id": "",
+        "true_class": "edible",
+        "stored": True,
+        "counts_as": "poisonous",
+        "conflict": True,
+    }
+    # Edible, then poisonous (a wrong first label once made the true one a 409): poisonous.
+    assert feedback(uci_server, third["request_id"], "edible").json()["counts_as"] == "edible"
+    overturned = feedback(uci_server, third["request_id"], "poisonous").json()
+    assert (overturned["counts_as"], overturned["conflict"]) == ("poisonous", True)
     unknown = feedback(uci_server, "f" * 32, "edible")
     assert unknown.status_code == 404 and "no such prediction" in unknown.text
     invalid = feedback(uci_server, second["request_id"], "maybe")
     assert invalid.status_code == 400 and "true_class" in invalid.text
+    with contextlib.closing(sqlite3.connect(uci_server.log_path)) as db:
+        conflicts = db.execute(
+            "select request_id, true_class, source from label_conflicts "
+            "where request_id in (?, ?) order by rowid",
+            (first["request_id"], third["request_id"]),
+        ).fetchall()
+    assert conflicts == [
+        (first["request_id"], "edible", "open"),
+        (third["request_id"], "poisonous", "open"),
+    ]
+    assert "label conflict: request " + third["request_id"] in uci_server.server_log()
+    log = read_predictions(uci_server.log_path, "uci").set_index("request_id")
+    assert log.loc[third["request_id"], "true_class"] == "poisonous"
     log = read_predictions(uci_server.log_path, "uci").set_index("request_id")
     assert log.loc[first["request_id"], "true_class"] == "poisonous"
     assert log.loc[second["request_id"], "true_class"] is None
+
+
+def test_a_configured_feedback_token_is_required_and_kept_as_the_labels_source(uci_model, tmp_path):
+    token = "s3cret-token-for-labels"
+    server = Server(uci_model, tmp_path / "log.db", extra_env={"MUSHROOM_FEEDBACK_TOKEN": token})
+    try:
+        answer = classify(server, [{"odor": "foul"}])  # answering needs no token
+        assert answer.status_code == 200
+        label = {"request_id": answer.json()[0]["request_id"], "true_class": "poisonous"}
+        sent = {
+            given: httpx.post(f"{server.url}/feedback", json=label, headers=headers, timeout=30)
+            for given, headers in {
+                "none": {},
+                "wrong": {"authorization": "Bearer s3cret-token-for-label"},
+                "right": {"authorization": f"Bearer {token}"},
+            }.items()
+        }
+        said = server.server_log()
+    finally:
+        server.stop()
+    for given in ("none", "wrong"):
+        assert sent[given].status_code == 401, sent[given].text
+        assert sent[given].headers["www-authenticate"] == "Bearer"
+        assert sent[given].json()["error"].startswith("/feedback needs the bearer token")
+    assert sent["right"].status_code == 200 and sent["right"].json()["stored"] is True
+    assert token not in said
+    with contextlib.closing(sqlite3.connect(tmp_path / "log.db")) as db:
+        assert db.execute("select true_class, source from feedback").fetchall() == [
+            ("poisonous", "token")
+        ]
 
 
 def test_the_server_says_at_start_what_it_serves_from_which_stores_and_code(uci_server, uci_model):

@@ -68,11 +68,17 @@ def feedback_export(args: argparse.Namespace) -> int:
     """The live log's labelled answers into the feedback dataset, then ``dvc add``-ed."""
     try:
         check_replaceable(args.out)
-        added, total = feedback.export(args.log or log_path(), args.out)
+        done = feedback.export(args.log or log_path(), args.out)
     except (LogUnavailable, feedback.FeedbackError, OutputRefused) as exc:
         print(f"mushroom feedback export: {exc}", file=sys.stderr)
         return 2
-    print(f"mushroom feedback export: {added} new labelled answers, {total} in all, in {args.out}")
+    relabelled = (
+        f", {done.made_poisonous} made poisonous by a later label" if done.made_poisonous else ""
+    )
+    print(
+        f"mushroom feedback export: {done.added} new labelled answers{relabelled}, "
+        f"{done.total} in all, in {args.out}"
+    )
     if args.no_dvc:
         return 0
     then = "dvc exp run -S prepare.feedback.use=true (or set it in params.yaml)"
@@ -296,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "promote":
         from mushroom.lifecycle import promotion
+        from mushroom.serving.mlflow_model import log_judgement
 
-        return promotion.main(rest)
+        return promotion.main(rest, log_judgement)
     if args.command in ("rollback", "history"):
         from mushroom.lifecycle import alias_moves
 

@@ -35,3 +35,18 @@ def print_shell_exports() -> None:
     folder, and the bentoml command reads its home before it imports the service."""
     for name, value in (DEFAULTS | {"BENTOML_HOME": str(bentoml_home())}).items():
         print(f'export {name}="${{{name}:-{value}}}"')
+
+
+def die_with_parent() -> None:
+    """This process gets SIGKILL when the process that started it ends (Linux): a
+    `bentoml serve` killed with SIGKILL left its worker serving the old model on the port,
+    and a new server on that port failed. Only for workers: a server itself started from a
+    shell must outlive it."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it ended before the request took effect
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -4,7 +4,9 @@ joined to the prepared splits when ``prepare.feedback.use`` is true.
 The dataset, ``data/feedback/labelled.parquet``, holds one row per labelled answer: the
 description as it was served (a trait left out is null), the answer, and ``true_class``, the
 label given later. An export adds the log's labelled answers the file lacks and keeps every
-row it had, so rotating the live log loses no label.
+row it had, so rotating the live log loses no label; a request the log now holds as
+poisonous after a conflicting label (see ``PredictionLog.add_feedback``) becomes poisonous
+in the file too.
 
 How prepare uses it (``join``): the labelled descriptions of the model's dataset, one per
 distinct description (the oldest answer's, poisonous if any copy is labelled so), ordered by
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -82,28 +85,29 @@ def _read(path: Path) -> pd.DataFrame:
     return rows[columns()]
 
 
-def export(log: Path, out: Path) -> tuple[int, int]:
+class Exported(NamedTuple):
+    added: int
+    made_poisonous: int
+    """Requests the dataset held as edible that a later label made poisonous."""
+    total: int
+
+
+def export(log: Path, out: Path) -> Exported:
     """Add the log's labelled answers that ``out`` lacks to it (created if absent), written
-    atomically. Returns (answers added, answers in all). A request labelled one class in the
-    file and another in the log is a ``FeedbackError``, and nothing is written."""
+    atomically. A request labelled differently in the file and in the log is poisonous in
+    the file from then on, whichever said so (the safe label wins, as in the log)."""
     logged = read_predictions(log)
     labelled = logged[logged[LABEL].notna()]
-    kept = _read(out) if out.exists() else labelled.iloc[:0]
-    known = labelled.merge(kept[["request_id", LABEL]], on="request_id", suffixes=("", "_kept"))
-    differ = known[known[LABEL] != known[f"{LABEL}_kept"]]
-    if len(differ):
-        first = differ.iloc[0]
-        raise FeedbackError(
-            out,
-            f"request {first['request_id']} is labelled {first[f'{LABEL}_kept']} here but "
-            f"{first[LABEL]} in {log} ({len(differ)} such); a label is never rewritten",
-        )
+    kept = _read(out) if out.exists() else labelled.iloc[:0].copy()
+    poisonous_now = labelled.loc[labelled[LABEL] == POISONOUS, "request_id"]
+    upgrade = kept["request_id"].isin(poisonous_now) & (kept[LABEL] == EDIBLE)
+    kept.loc[upgrade, LABEL] = POISONOUS
     added = labelled[~labelled["request_id"].isin(kept["request_id"])]
     rows = pd.concat([kept, added], ignore_index=True) if len(kept) else added
-    if len(added) or not out.exists():  # else unchanged, byte for byte
+    if len(added) or upgrade.any() or not out.exists():  # else unchanged, byte for byte
         with atomic_path(out) as tmp:
             rows.to_parquet(tmp, index=False)
-    return len(added), len(rows)
+    return Exported(len(added), int(upgrade.sum()), len(rows))
 
 
 def read_labelled(path: Path, catalogue: DatasetCatalogue) -> pd.DataFrame:

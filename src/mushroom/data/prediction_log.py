@@ -27,7 +27,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from mushroom.core import paths
-from mushroom.core.catalogue import CATALOGUES
+from mushroom.core.catalogue import CATALOGUES, POISONOUS
 from mushroom.core.paths import read_only_uri
 
 ENV_VAR = "MUSHROOM_PREDICTION_LOG"
@@ -47,6 +47,10 @@ catalogued) gains them when opened."""
 TRAIT_COLUMNS = tuple(dict.fromkeys(t.name for c in CATALOGUES.values() for t in c.traits))
 LABEL = "true_class"
 """The feedback label beside each answer read from the log (None until given)."""
+SOURCE_COLUMN = "text not null default ''"
+"""Who gave a label: through the service ``token`` (``MUSHROOM_FEEDBACK_TOKEN`` is set and
+was given) or ``open`` (no token configured); '' when not said (labels stored before
+sources were kept, or in-process callers that name none)."""
 RETRY_SECONDS = 1.0
 CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
@@ -58,11 +62,19 @@ class LabelledAnswer(NamedTuple):
     model_version: str
 
 
+class Label(NamedTuple):
+    """What storing a label did. ``counts_as`` is the request's label now: ``poisonous``
+    once any label said so (the safe label wins). ``newly`` is the class it newly counts as
+    (None when it counted so before); ``conflict``, whether it disagreed with the label
+    stored before (kept, with its source, in ``label_conflicts``)."""
+
+    answered: LabelledAnswer
+    counts_as: str
+    newly: str | None
+    conflict: bool
+
+
 class UnknownPrediction(LookupError):
-    pass
-
-
-class LabelConflict(ValueError):
     pass
 
 
@@ -134,6 +146,23 @@ def _roll_back(db: sqlite3.Connection) -> None:
         db.execute("rollback")
 
 
+def _private(path: Path) -> None:
+    """The log readable by its owner alone: request ids are what a label needs, and the
+    descriptions are the users'. A folder made for it is 0700; the file is created 0600, or
+    closed to others if it is ours and more open (SQLite gives its -wal and -shm files the database
+    file's mode). A folder that existed is left as it is: it may be shared."""
+    for folder in reversed(path.parents):
+        if not folder.exists():
+            folder.mkdir(mode=0o700)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDONLY | os.O_NONBLOCK, 0o600))
+    except PermissionError:
+        return  # SQLite's own error names what is not writable
+    mode = path.stat()
+    if mode.st_uid == os.getuid() and mode.st_mode & 0o077:
+        path.chmod(mode.st_mode & 0o700)  # the owner's own bits stay: read-only stays so
+
+
 def _open(path: Path) -> sqlite3.Connection:
     """The log at ``path``, created if absent, its tables created or upgraded, and proven to
     take a row of every column (written and deleted in one transaction): what is wrong with
@@ -147,7 +176,7 @@ def _open(path: Path) -> sqlite3.Connection:
         raise LogUnavailable(path, "is a folder, not a database file")
     db = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private(path)
         db = sqlite3.connect(path, check_same_thread=False, timeout=30, isolation_level=None)
         db.execute("pragma journal_mode=wal")
         db.execute("pragma synchronous=normal")
@@ -173,6 +202,15 @@ def _open(path: Path) -> sqlite3.Connection:
             "references predictions, true_class text not null "
             "check (true_class in ('edible', 'poisonous')), received_at text not null)"
         )
+        labelled = {row[1] for row in db.execute("pragma table_info(feedback)")}
+        if "source" not in labelled:
+            db.execute(f"alter table feedback add column source {SOURCE_COLUMN}")
+        db.execute(
+            "create table if not exists label_conflicts (request_id text not null "
+            "references predictions, true_class text not null "
+            "check (true_class in ('edible', 'poisonous')), received_at text not null, "
+            f"source {SOURCE_COLUMN})"
+        )
         columns = META_COLUMNS + TRAIT_COLUMNS
         db.execute("begin immediate")
         try:
@@ -181,7 +219,7 @@ def _open(path: Path) -> sqlite3.Connection:
                 f"values ({', '.join('?' * len(columns))})",
                 ("", "", "", "", 0.0, "", 0, "") + (None,) * len(TRAIT_COLUMNS),
             )
-            db.execute("insert into feedback values ('', 'edible', '')")
+            db.execute("insert into feedback values ('', 'edible', '', '')")
             db.execute("delete from feedback where request_id = ''")
             db.execute("delete from predictions where request_id = ''")
             db.execute("commit")  # written out, so a full disk shows here
@@ -259,13 +297,16 @@ class PredictionLog:
             self._still_at_path()
 
     def add_feedback(
-        self, request_id: str, true_class: str, received_at: str
-    ) -> LabelledAnswer | None:
-        """Store the true class found out later: the answer it labels, read in the same
-        transaction, or None if this label was already stored.
+        self, request_id: str, true_class: str, received_at: str, source: str = ""
+    ) -> Label:
+        """Store the true class found out later, from ``source``, with the answer it labels,
+        read in the same transaction. Raises ``UnknownPrediction`` for a request id never
+        answered.
 
-        Raises ``UnknownPrediction`` for a request id never answered and ``LabelConflict``
-        when a different class was stored before: a label, once given, is not rewritten."""
+        A label that disagrees with the one stored before is never refused: it is kept in
+        ``label_conflicts``, and the request counts as poisonous from then on, whichever
+        came first (a wrong first *edible* label once made the true *poisonous* one a 409,
+        so no alarm and no replay gate ever saw it)."""
         with self._lock:
             db = self._usable()
             try:
@@ -279,16 +320,17 @@ class PredictionLog:
                 stored = db.execute(
                     "select true_class from feedback where request_id = ?", (request_id,)
                 ).fetchone()
-                if stored and stored[0] != true_class:
-                    raise LabelConflict(
-                        f"request_id {request_id!r} is already labelled "
-                        f"{stored[0]!r}, not {true_class!r}"
-                    )
+                row = (request_id, true_class, received_at, source)
                 if not stored:
-                    db.execute(
-                        "insert into feedback values (?, ?, ?)",
-                        (request_id, true_class, received_at),
-                    )
+                    db.execute("insert into feedback values (?, ?, ?, ?)", row)
+                elif stored[0] != true_class:
+                    db.execute("insert into label_conflicts values (?, ?, ?, ?)", row)
+                    if true_class == POISONOUS:
+                        db.execute(
+                            "update feedback set true_class = ?, received_at = ?, source = ? "
+                            "where request_id = ?",
+                            (true_class, received_at, source, request_id),
+                        )
                 db.execute("commit")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
@@ -296,7 +338,21 @@ class PredictionLog:
                 self._abandon(db)
                 raise
             self._still_at_path()
-            return None if stored else LabelledAnswer(*answered)
+            before = stored[0] if stored else None
+            counts_as = POISONOUS if POISONOUS in (before, true_class) else true_class
+            newly = None if counts_as == before else counts_as
+            conflict = before not in (None, true_class)
+            if conflict:
+                logger.warning(
+                    "label conflict: request %s was labelled %s, now %s (source %r): it "
+                    "counts as %s",
+                    request_id,
+                    before,
+                    true_class,
+                    source,
+                    counts_as,
+                )
+            return Label(LabelledAnswer(*answered), counts_as, newly, conflict)
 
     def close(self) -> None:
         with self._lock:

@@ -1,9 +1,11 @@
 """Which promoted model serves: the MLflow registry decides, read at start-up.
 
-In order: ``MUSHROOM_MODEL`` (a BentoML store tag) when set; a built bento serves the model
-it was built with (recorded in its ``bento.yaml``: a container has no MLflow store);
-otherwise the version the ``champion`` alias of ``mushroom-classifier`` points to in this
-project's MLflow store, served from the BentoML store entry promotion saved for it.
+A `bentoml serve` chooses once, in its main process, and its workers serve that for the
+server's life (``pin``). In order: ``MUSHROOM_MODEL`` (a BentoML store tag) when set; a
+built bento serves the model it was built with (recorded in its ``bento.yaml``: a container
+has no MLflow store); otherwise the version the ``champion`` alias of
+``mushroom-classifier`` points to in this project's MLflow store, served from the BentoML
+store entry promotion saved for it.
 
 The registry is read with ``sqlite3``, not MLflow: a client lookup took ~3 s, a direct read
 15 ms, in each of the server's processes, and MLflow is not a serving requirement. The price
@@ -12,7 +14,9 @@ is knowing three of MLflow's tables; tests/test_lifecycle.py reads what MLflow w
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -112,10 +116,41 @@ def use_project_store() -> None:
         os.execv(sys.argv[0], sys.argv)
 
 
+PINNED = "MUSHROOM_SERVING"
+"""``<tag> <chosen by>``: what `bentoml serve`'s main process chose at start, set for its
+workers (see ``pin``)."""
+
+logger = logging.getLogger(__name__)
+
+
+def pin(selection: Selection) -> bool:
+    """Hands ``selection`` to the processes this one starts: `bentoml serve`'s workers,
+    restarted ones too, serve the version their server chose at start, never a champion
+    moved since (a worker restarted after a promotion came back on the new champion,
+    unrecorded). True when this process was handed one itself: it is such a worker."""
+    inherited = PINNED in os.environ
+    os.environ[PINNED] = f"{selection.tag} {selection.chosen_by}"
+    return inherited
+
+
 def select() -> Selection:
     uri = mlflow_uri()
     db = registry_file(uri)
     history = read_history(db) if db and db.exists() else []
+    if os.environ.get(PINNED):
+        tag, chosen_by = os.environ[PINNED].split(" ", 1)
+        if chosen_by == "champion" and db is not None and db.exists():
+            with contextlib.suppress(NoChampion):
+                now = champion_tag(db)
+                if now != tag:
+                    logger.warning(
+                        "'%s' is %s now, but this server serves %s, the champion when it "
+                        "started: restart the server to serve the new champion",
+                        ALIAS,
+                        now,
+                        tag,
+                    )
+        return Selection(tag, chosen_by, history)
     if os.environ.get("MUSHROOM_MODEL"):
         return Selection(os.environ["MUSHROOM_MODEL"], "MUSHROOM_MODEL", history)
     if BENTO_MANIFEST.exists():

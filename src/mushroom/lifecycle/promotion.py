@@ -1,7 +1,10 @@
 """Promote the model `dvc repro` produced: gate check, MLflow registry, BentoML store.
 
-Only a model whose evaluate gate passed is promoted. It is registered in MLflow as
-``mushroom-classifier`` (version tag ``gate: passed``) and saved to the BentoML model store
+Only a model whose evaluate gate passed is promoted. Its whole judgement (the verdicts,
+reasons and guidance the service gives, not the bare pipeline) is logged to its evaluate run
+and registered in MLflow as ``mushroom-classifier`` (version tags ``gate: passed``,
+``judgement: whole``); the caller hands over how it is logged (``log_judgement``, from the
+serving wing, which this one may not import). It is saved to the BentoML model store
 under the same name, labelled with its registry version, with its verdict policy
 (``policy.json``: familiarity detector, calibration, thresholds) and a model card the
 service answers ``GET /model`` from. Then the alias ``champion`` is pointed at it, which is
@@ -12,13 +15,15 @@ model (mushroom.lifecycle.replay): it is refused if it answers edible a descript
 poisonous, and what changes against the logged answers goes to ``reports/replay.json`` and to
 the MLflow run and version as ``replay.*`` tags. Promotion is idempotent: a model is known by
 the sha256 of its inputs (prepared data, model, policy, params), and promoting the same one
-again reuses its registered version and store entry.
+again reuses its registered version and store entry (a version registered before the
+judgement was, holding the bare pipeline, is registered anew).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +38,7 @@ from mushroom.lifecycle.model_card import ModelCard
 from mushroom.lifecycle.store_names import (
     ALIAS,
     GATE_TAG,
+    JUDGEMENT_TAG,
     MODEL_FILE,
     NAME,
     POLICY_FILE,
@@ -77,8 +83,22 @@ def replay_traffic(
     return summary
 
 
-def register_in_mlflow(mlflow, client, run_id: str, digest: str, tags: dict) -> str:
-    existing = client.search_model_versions(f"name = '{NAME}' and tags.inputs_sha256 = '{digest}'")
+LogJudgement = Callable[[object, str, Path, Path, str], str]
+"""(mlflow, run id, model, policy, dataset) -> the URI of the logged judgement."""
+
+
+def register_in_mlflow(
+    mlflow, client, judgement: Callable[[], str], digest: str, tags: dict
+) -> str:
+    """The registry version of the model with these inputs: the existing one, or the
+    judgement ``judgement()`` logs, registered."""
+    existing = [
+        found
+        for found in client.search_model_versions(
+            f"name = '{NAME}' and tags.inputs_sha256 = '{digest}'"
+        )
+        if found.tags.get(JUDGEMENT_TAG) == "whole"
+    ]
     if existing:
         version = existing[0].version
         # Versions registered before the tag existed passed the gate too.
@@ -87,9 +107,8 @@ def register_in_mlflow(mlflow, client, run_id: str, digest: str, tags: dict) -> 
             if key.startswith("replay."):  # this promotion's replay, not an earlier one's
                 client.set_model_version_tag(NAME, version, key, value)
     else:
-        version = mlflow.register_model(
-            f"runs:/{run_id}/model", NAME, tags=tags | {"inputs_sha256": digest, GATE_TAG: "passed"}
-        ).version
+        marks = {"inputs_sha256": digest, GATE_TAG: "passed", JUDGEMENT_TAG: "whole"}
+        version = mlflow.register_model(judgement(), NAME, tags=tags | marks).version
     return str(version)
 
 
@@ -122,6 +141,7 @@ class Promoted:
 
 
 def promote(
+    log_judgement: LogJudgement,
     params_path: Path,
     prepared: Path,
     model: Path,
@@ -154,7 +174,13 @@ def promote(
     figures = flatten({k: metrics[k] for k in ("test", "cv")})
     tags |= {k: str(v) for k, v in figures.items() if isinstance(v, int | float)}
     tags |= replay.figures(replayed)
-    version = register_in_mlflow(mlflow, client, run_id, digest, tags)
+    version = register_in_mlflow(
+        mlflow,
+        client,
+        lambda: log_judgement(mlflow, run_id, model, policy, schema.dataset),
+        digest,
+        tags,
+    )
     card = ModelCard(
         name=NAME,
         version=version,
@@ -180,7 +206,7 @@ def promote(
     return Promoted(card, bento_model, replayed, move)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], log_judgement: LogJudgement) -> int:
     parser = argparse.ArgumentParser(prog="mushroom promote", description=__doc__.splitlines()[0])
     inputs = {
         "--params": (paths.PARAMS, "the params the model was trained with"),
@@ -209,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         promoted = promote(
+            log_judgement,
             args.params,
             args.prepared,
             args.model,
@@ -233,7 +260,3 @@ def main(argv: list[str] | None = None) -> int:
     if move:
         print("promote: a running server keeps its model: restart it (make serve) to serve this")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,6 +12,9 @@ VERSION_LABEL = "mlflow_version"
 """The store entry's label naming the MLflow registry version it was saved for."""
 GATE_TAG = "gate"
 """MLflow model-version tag: ``passed`` once promotion checked the evaluate gate."""
+JUDGEMENT_TAG = "judgement"
+"""MLflow model-version tag: ``whole`` when the version is the pyfunc that answers as the
+service does (mushroom.serving.mlflow_model), not the bare pipeline."""
 MOVE_TAG_PREFIX = "champion_move_"
 """MLflow registered-model tags ``champion_move_<n>``: one JSON record per alias move."""
 

@@ -31,9 +31,11 @@ class Classifier:
     """Works on whole columns: a request of 1,000 mushrooms costs ~1,000 dict lookups per
     trait and a few numpy calls, not one Python object per mushroom and trait."""
 
-    def __init__(self, model_dir: str | Path):
+    def __init__(self, model_dir: str | Path, version: str | None = None):
+        """``model_dir`` holds the model and its policy; ``version``, which answers name,
+        is by default its model card's (a promoted model's folder)."""
         model_dir = Path(model_dir)
-        self.card = ModelCard.read(model_dir)
+        self.version = version or ModelCard.read(model_dir).full_version
         bundle = load_bundle(model_dir / MODEL_FILE, model_dir / POLICY_FILE)
         self.judge = bundle.judge()
         self.catalogue = get_catalogue(bundle.dataset)
@@ -58,7 +60,6 @@ class Classifier:
         both = self.categorical_names + self.numeric_names
         self.trait_names = [t.name for t in self.catalogue.traits]
         self.catalogue_order = [both.index(name) for name in self.trait_names]
-        self.version = self.card.full_version
 
     def mushroom(self, fields: dict) -> dict:
         """One mushroom validated as the API validates it; raises pydantic's ValidationError."""

@@ -9,13 +9,16 @@ client error leaves here in one shape, ``{"error": "..."}``, logged as one WARNI
   input from the ASGI scope instead of parsing the body again (a patch, see
   ``mushroom.serving.patches.take_validated_input``). BentoML's own handling would answer
   in another shape and log a client's mistake as an ERROR with a traceback.
-- Any other 4xx (BentoML's unknown routes and 405s, the service's 404 and 409) is rewritten
+- A route with a token (``/feedback`` when ``MUSHROOM_FEEDBACK_TOKEN`` is set) answers
+  401 without ``Authorization: Bearer <token>``, before its body is read.
+- Any other 4xx (BentoML's unknown routes and 405s, the service's 404) is rewritten
   into the one shape and logged as one line.
 - A redirect's Location is made relative: Starlette builds it from the Host header.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from http import HTTPStatus
@@ -29,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mushroom.core.text import MAX_SHOWN_ERRORS, cut
+from mushroom.core.text import MAX_SHOWN_ERRORS, cut, printable
 from mushroom.serving import patches
 
 LOG = logging.getLogger("mushroom.http")
@@ -62,10 +65,9 @@ def error_response(status: int, message: str) -> JSONResponse:
 
 def log_client_error(scope: Scope, status: int, message: str) -> None:
     client = scope.get("client") or ("?", 0)
-    line = cut(message.replace("\n", " "), MAX_LOGGED_CHARACTERS)
-    LOG.warning(
-        "%s %s from %s: %d %s", scope["method"], cut(scope["path"]), client[0], status, line
-    )
+    line = printable(cut(message, MAX_LOGGED_CHARACTERS))
+    path = printable(cut(scope["path"]))
+    LOG.warning("%s %s from %s: %d %s", scope["method"], path, client[0], status, line)
 
 
 async def send_whole(send: Send, status: int, headers, body: bytes) -> None:
@@ -221,8 +223,15 @@ def _relative_location(message: Message) -> Message:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, max_body_bytes: int, inputs: dict[str, type[BaseModel]]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        inputs: dict[str, type[BaseModel]],
+        tokens: dict[str, str],
+    ):
         self.app, self.max_body_bytes, self.inputs = app, max_body_bytes, inputs
+        self.tokens = {route: f"Bearer {token}".encode() for route, token in tokens.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -232,6 +241,15 @@ class RequestGuard:
         answering = self._answering(scope, send)
         if model is None:
             await self.app(scope, receive, answering)
+            return
+        expected = self.tokens.get(scope["path"])
+        # compare_digest: the time taken tells nothing about how much of a guess was right.
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if expected is not None and not hmac.compare_digest(given, expected):
+            challenge = [(b"www-authenticate", b"Bearer")]
+            why = "a wrong bearer token" if given else "no Authorization: Bearer header"
+            message = f"{scope['path']} needs the bearer token: {why}"
+            await _reply(scope, send, 401, message, challenge)
             return
         try:
             body = await self._body(scope, receive)
@@ -339,15 +357,19 @@ def guarded_input(**fields: Any) -> type[BaseModel]:
     return create_model("Input", __base__=_ClosedInput, **fields)
 
 
-def guard(service, max_body_bytes: int) -> None:
+def guard(service, max_body_bytes: int, tokens: dict[str, str] | None = None) -> None:
     """Put ``RequestGuard`` in front of a BentoML ``service``, each of whose APIs takes an
     input model made by ``guarded_input`` (its ``input_spec``): the guard validates each
     body, and BentoML takes the validated input from the scope instead of parsing the body
-    itself (a patch: ``mushroom.serving.patches.take_validated_input``)."""
+    itself (a patch: ``mushroom.serving.patches.take_validated_input``). A route in
+    ``tokens`` answers 401, before its body is read, without ``Authorization: Bearer
+    <its token>``."""
     inputs = {}
     for api in service.apis.values():
         if not issubclass(api.input_spec, _ClosedInput):
             raise TypeError(f"API {api.name}: give it input_spec=guarded_input(...)")
         patches.take_validated_input(api.input_spec, VALIDATED_INPUT)
         inputs[api.route] = api.input_spec
-    service.add_asgi_middleware(RequestGuard, max_body_bytes=max_body_bytes, inputs=inputs)
+    service.add_asgi_middleware(
+        RequestGuard, max_body_bytes=max_body_bytes, inputs=inputs, tokens=tokens or {}
+    )

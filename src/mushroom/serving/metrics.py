@@ -5,13 +5,17 @@ BentoML's own (alert rules on them: src/prometheus/alerts.yml).
     mushroom_unfamiliar_answers_total{model_version}
     mushroom_feedback_labels_total{true_class, model_version}   model_version: of the answer
     mushroom_labelled_false_edibles_total{model_version}        labelled poisonous, answered edible
+    mushroom_label_conflicts_total{model_version}               disagreeing with an earlier label
 
 Each counts what the prediction log committed, so an answer refused with 503 is not
-counted, and a label given again is counted once. BentoML serves ``/metrics`` from every
-worker's files in ``PROMETHEUS_MULTIPROC_DIR``; it sets that variable for its workers, and
-``prometheus_client`` reads it once, when first imported: it is imported when a worker builds
-its ``ServiceMetrics``, never at import (``bentoml serve``'s main process imports the
-service without it). ``bentoml.metrics`` did this for us but is deprecated in 1.4.40.
+counted, and a label given again is counted once. A request counts as the class it newly
+counts as: a poisonous label after an edible one counts it as poisonous (and, for an edible
+answer, a false edible), an edible one after a poisonous one only as a conflict. BentoML
+serves ``/metrics`` from every worker's files in ``PROMETHEUS_MULTIPROC_DIR``; it sets that
+variable for its workers, and ``prometheus_client`` reads it once, when first imported: it
+is imported when a worker builds its ``ServiceMetrics``, never at import (``bentoml
+serve``'s main process imports the service without it). ``bentoml.metrics`` did this for
+us but is deprecated in 1.4.40.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mushroom.data.prediction_log import LabelledAnswer
+    from mushroom.data.prediction_log import Label
     from mushroom.serving.schema import Answer
 
 VERDICTS = ("edible", "poisonous", "uncertain")
@@ -56,6 +60,11 @@ def _counters() -> SimpleNamespace:
             "Feedback labels 'poisonous' for answers that were 'edible'",
             ["model_version"],
         ),
+        conflicts=prometheus_client.Counter(
+            "mushroom_label_conflicts",
+            "Feedback labels that disagree with one given before (the request counts as poisonous)",
+            ["model_version"],
+        ),
     )
 
 
@@ -73,6 +82,7 @@ class ServiceMetrics:
         for true_class in TRUE_CLASSES:
             counters.labels.labels(true_class, model_version)
         counters.false_edibles.labels(model_version)
+        counters.conflicts.labels(model_version)
 
     def count_answers(self, answers: Sequence[Answer]) -> None:
         """One increment per verdict of a batch, not one per answer."""
@@ -82,8 +92,14 @@ class ServiceMetrics:
         if unfamiliar:
             self._unfamiliar.inc(unfamiliar)
 
-    def count_label(self, true_class: str, answered: LabelledAnswer) -> None:
-        """A newly stored label of an answer, maybe of an earlier model version."""
-        self._counters.labels.labels(true_class, answered.model_version).inc()
-        if true_class == "poisonous" and answered.verdict == "edible":
-            self._counters.false_edibles.labels(answered.model_version).inc()
+    def count_label(self, label: Label) -> None:
+        """A stored label of an answer, maybe of an earlier model version: counted by the
+        class it newly counts as (a conflict that made it poisonous: as poisonous)."""
+        version = label.answered.model_version
+        if label.conflict:
+            self._counters.conflicts.labels(version).inc()
+        if label.newly is None:
+            return
+        self._counters.labels.labels(label.newly, version).inc()
+        if label.newly == "poisonous" and label.answered.verdict == "edible":
+            self._counters.false_edibles.labels(version).inc()

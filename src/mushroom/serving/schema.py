@@ -334,11 +334,14 @@ ERRORS = {
     500: "An unexpected server error; the server log has the details",
     503: "The service cannot answer now (overloaded, or its prediction log is unavailable): "
     "retry later",
+    504: "BentoML gave up waiting after the service's timeout (traffic.timeout, 5 s) and "
+    "cancelled the request; answers already being judged may still be logged: retry later",
 }
 ROUTE_ERRORS = {
     "/feedback": {
         404: "No prediction has this request_id",
-        409: "This prediction is already labelled with the other class: a label is never rewritten",
+        401: "A feedback token is configured (MUSHROOM_FEEDBACK_TOKEN) and the request did "
+        "not carry it as 'Authorization: Bearer <token>'",
     },
 }
 

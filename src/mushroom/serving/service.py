@@ -12,6 +12,7 @@ see mushroom.lifecycle.champion; restart the server to serve a new champion.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
 from http import HTTPStatus
@@ -26,16 +27,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mushroom.core.catalogue import get_catalogue
+from mushroom.core.environment import die_with_parent
 from mushroom.core.paths import CHECKOUT, mlflow_uri
 from mushroom.core.versions import UnsupportedVersion
 from mushroom.data.prediction_log import (
-    LabelConflict,
     LogUnavailable,
     PredictionLog,
     UnknownPrediction,
     log_path,
 )
-from mushroom.lifecycle.champion import NoChampion, select, use_project_store
+from mushroom.lifecycle.champion import NoChampion, pin, select, use_project_store
 from mushroom.lifecycle.model_card import InvalidCard, ModelCard
 from mushroom.lifecycle.store_names import NAME, POLICY_FILE
 from mushroom.model.bundle import OutdatedBundle, read_policy
@@ -51,6 +52,8 @@ try:
     SERVED = select()
 except NoChampion as exc:
     raise SystemExit(f"error: {exc}; not serving") from None
+if pin(SERVED):  # a worker: it ends with its server
+    die_with_parent()
 MODEL_TAG = SERVED.tag
 MODEL_DIR = bentoml.models.get(MODEL_TAG).path
 try:
@@ -91,10 +94,22 @@ def not_recorded(failure: LogUnavailable) -> JSONResponse:
     return response
 
 
+FEEDBACK_TOKEN = os.environ.get("MUSHROOM_FEEDBACK_TOKEN", "")
+"""When set, ``POST /feedback`` needs ``Authorization: Bearer <it>`` (else 401)."""
+
+
 class FeedbackReceipt(BaseModel):
     request_id: str
-    true_class: Literal["edible", "poisonous"]
+    true_class: Literal["edible", "poisonous"] = Field(description="the label given")
     stored: bool = Field(description="false when this label was already stored")
+    counts_as: Literal["edible", "poisonous"] = Field(
+        description="the request's label now, for alarms, drift and replay: poisonous once "
+        "any label said so (the safe label wins)"
+    )
+    conflict: bool = Field(
+        description="true when this label disagrees with one given before: both are kept, "
+        "and the request counts as poisonous"
+    )
 
 
 def model_info(request: Request) -> JSONResponse:
@@ -181,18 +196,20 @@ class MushroomClassifier:
     ) -> FeedbackReceipt:
         """The true class of an answered mushroom, found out later (for monitoring)."""
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        source = "token" if FEEDBACK_TOKEN else "open"  # the guard checked the token
         try:
-            labelled = self.log.add_feedback(request_id, true_class, now)
+            label = self.log.add_feedback(request_id, true_class, now, source)
         except UnknownPrediction as exc:
             return error_response(HTTPStatus.NOT_FOUND, str(exc))
-        except LabelConflict as exc:
-            return error_response(HTTPStatus.CONFLICT, str(exc))
         except LogUnavailable as failure:
             return not_recorded(failure)
-        if labelled:
-            self.metrics.count_label(true_class, labelled)
+        self.metrics.count_label(label)
         return FeedbackReceipt(
-            request_id=request_id, true_class=true_class, stored=labelled is not None
+            request_id=request_id,
+            true_class=true_class,
+            stored=label.newly is not None or label.conflict,
+            counts_as=label.counts_as,
+            conflict=label.conflict,
         )
 
 
@@ -211,7 +228,11 @@ async def answers_response(_spec: type, answers: list[Answer], _serde: object) -
 try:
     patches.dispatch_when_free()
     patches.private_control_sockets()
-    guard(MushroomClassifier, max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM)
+    guard(
+        MushroomClassifier,
+        max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM,
+        tokens={"/feedback": FEEDBACK_TOKEN} if FEEDBACK_TOKEN else {},
+    )
     patches.respond_with(MushroomClassifier, "classify", answers_response)
 except UnsupportedVersion as exc:
     raise SystemExit(f"error: {exc}; not serving") from None

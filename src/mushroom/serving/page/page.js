@@ -258,9 +258,13 @@ async function sendFeedback(trueClass) {
       return;
     }
     const receipt = await response.json();
-    result.textContent = receipt.stored
-      ? `Stored: answer ${about} was ${trueClass}. Thank you.`
-      : `Already stored: answer ${about} was ${trueClass}.`;
+    if (receipt.conflict) {
+      result.textContent = `Stored, but answer ${about} was labelled otherwise before: it counts as ${receipt.counts_as} (the safe label wins). Thank you.`;
+    } else {
+      result.textContent = receipt.stored
+        ? `Stored: answer ${about} was ${trueClass}. Thank you.`
+        : `Already stored: answer ${about} was ${trueClass}.`;
+    }
   } catch (error) {
     result.textContent = `Not stored: the service cannot be reached (${error.message}).`;
   }
