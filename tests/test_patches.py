@@ -95,6 +95,7 @@ async def answered(output: type, answer: list[int], _serde: object) -> Response:
         ("dispatch_when_free", "bentoml"),
         ("private_control_sockets", "kantoku"),
         ("private_control_sockets", "bentoml"),
+        ("private_metrics_folder", "bentoml"),
         ("take_validated_input", "bentoml"),
         ("respond_with", "bentoml"),
     ],
@@ -108,12 +109,18 @@ def test_each_patch_refuses_a_version_it_was_not_written_for(
         "take_validated_input": (spec, "key"),
         "respond_with": (service, "double", answered),
     }.get(apply, ())
-    untouched = (
-        optimizer.trigger_refresh,
-        arbiter.__init__,
-        spec.from_http_request,
-        service.apis["double"].output_spec.to_http_response,
-    )
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    def state() -> tuple:
+        return (
+            optimizer.trigger_refresh,
+            arbiter.__init__,
+            spec.from_http_request,
+            service.apis["double"].output_spec.to_http_response,
+            BentoMLContainer.prometheus_multiproc_dir.get(),
+        )
+
+    untouched = state()
     faked_versions(monkeypatch, **{distribution: "99.0"})
     with pytest.raises(UnsupportedVersion) as refused:
         getattr(patches, apply)(*arguments)
@@ -122,12 +129,7 @@ def test_each_patch_refuses_a_version_it_was_not_written_for(
         f"the patch {apply} (mushroom.serving.patches) is written for {distribution} "
         f"{wanted}, but {distribution} 99.0 is installed"
     )
-    assert untouched == (
-        optimizer.trigger_refresh,
-        arbiter.__init__,
-        spec.from_http_request,
-        service.apis["double"].output_spec.to_http_response,
-    )
+    assert untouched == state()
 
 
 def test_the_patches_are_written_for_the_installed_versions():

@@ -108,10 +108,13 @@ def classify(server: Server) -> None:
 def test_a_second_server_of_the_same_model_leaves_the_first_ones_metrics(
     server, uci_model, tmp_path
 ):
-    """BentoML empties its home's Prometheus folder at start-up: each server has its own."""
+    """BentoML emptied its home's Prometheus folder at start-up, so a second server of the
+    same checkout wiped the first one's counters: now each server has a folder of its own,
+    even on a shared BentoML home."""
     classify(server)
     before = classified(server)
-    second = Server(uci_model, tmp_path / "predictions.db")
+    shared_home = {"BENTOML_HOME": str(server.home)}
+    second = Server(uci_model, tmp_path / "predictions.db", extra_env=shared_home)
     try:
         classify(server)
         classify(second)

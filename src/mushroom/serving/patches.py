@@ -16,6 +16,7 @@ models given as ``input_spec``, ASGI middleware (``add_asgi_middleware``), ``asg
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -101,6 +102,33 @@ def private_control_sockets() -> None:
 
     setattr(init_with_private_sockets, PATCHED, True)
     Arbiter.__init__ = init_with_private_sockets
+
+
+def private_metrics_folder() -> None:
+    """Each server counts into a Prometheus folder of its own.
+
+    BentoML 1.4.40 keeps the multiprocess files behind ``/metrics`` in
+    ``$BENTOML_HOME/prometheus_multiproc_dir``, one folder for every server of a BentoML
+    home, and empties it when a server starts: a second server of the same checkout wiped
+    the first one's counters for good (its labelled-false-edible count went from 1 to 0, so
+    the critical alert was lost). Here ``bentoml serve``'s main process points BentoML's
+    configuration at a fresh folder only its user may enter (mode 0700, removed at exit),
+    before ``serve_http`` prepares the folder and hands it to the workers as
+    ``PROMETHEUS_MULTIPROC_DIR``; a worker, which has that variable, changes nothing.
+
+    No supported route: the folder is not a setting, only a provider of BentoML's
+    dependency container (``BentoMLContainer.prometheus_multiproc_dir``, in
+    ``bentoml._internal.configuration.containers``), overridden with its ``set``. It takes
+    effect because ``bentoml serve`` imports the service before it calls ``serve_http``.
+    """
+    require("private_metrics_folder", "bentoml")
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        return
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    folder = tempfile.mkdtemp(prefix="bentoml-metrics-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    BentoMLContainer.prometheus_multiproc_dir.set(folder)
 
 
 def take_validated_input(spec: type, scope_key: str) -> None:

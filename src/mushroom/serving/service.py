@@ -228,6 +228,7 @@ async def answers_response(_spec: type, answers: list[Answer], _serde: object) -
 try:
     patches.dispatch_when_free()
     patches.private_control_sockets()
+    patches.private_metrics_folder()
     guard(
         MushroomClassifier,
         max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM,
