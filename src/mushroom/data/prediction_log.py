@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -283,11 +283,19 @@ class PredictionLog:
                 f"values ({', '.join('?' * len(columns))})"
             )
             self._statements[tuple(traits)] = statement
+        with self._transaction() as db:
+            db.executemany(statement, rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, under the lock: committed, or rolled back with an SQLite
+        failure raised as ``LogUnavailable`` (any other error raised as it is); then the
+        file is checked to be still at its path."""
         with self._lock:
             db = self._usable()
             try:
                 db.execute("begin immediate")
-                db.executemany(statement, rows)
+                yield db
                 db.execute("commit")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
@@ -307,52 +315,41 @@ class PredictionLog:
         ``label_conflicts``, and the request counts as poisonous from then on, whichever
         came first (a wrong first *edible* label once made the true *poisonous* one a 409,
         so no alarm and no replay gate ever saw it)."""
-        with self._lock:
-            db = self._usable()
-            try:
-                db.execute("begin immediate")
-                answered = db.execute(
-                    "select verdict, model_version from predictions where request_id = ?",
-                    (request_id,),
-                ).fetchone()
-                if not answered:
-                    raise UnknownPrediction(f"request_id {request_id!r}: no such prediction")
-                stored = db.execute(
-                    "select true_class from feedback where request_id = ?", (request_id,)
-                ).fetchone()
-                row = (request_id, true_class, received_at, source)
-                if not stored:
-                    db.execute("insert into feedback values (?, ?, ?, ?)", row)
-                elif stored[0] != true_class:
-                    db.execute("insert into label_conflicts values (?, ?, ?, ?)", row)
-                    if true_class == POISONOUS:
-                        db.execute(
-                            "update feedback set true_class = ?, received_at = ?, source = ? "
-                            "where request_id = ?",
-                            (true_class, received_at, source, request_id),
-                        )
-                db.execute("commit")
-            except sqlite3.Error as exc:
-                raise self._failed(exc) from exc
-            except BaseException:
-                self._abandon(db)
-                raise
-            self._still_at_path()
-            before = stored[0] if stored else None
-            counts_as = POISONOUS if POISONOUS in (before, true_class) else true_class
-            newly = None if counts_as == before else counts_as
-            conflict = before not in (None, true_class)
-            if conflict:
-                logger.warning(
-                    "label conflict: request %s was labelled %s, now %s (source %r): it "
-                    "counts as %s",
-                    request_id,
-                    before,
-                    true_class,
-                    source,
-                    counts_as,
-                )
-            return Label(LabelledAnswer(*answered), counts_as, newly, conflict)
+        with self._transaction() as db:
+            answered = db.execute(
+                "select verdict, model_version from predictions where request_id = ?",
+                (request_id,),
+            ).fetchone()
+            if not answered:
+                raise UnknownPrediction(f"request_id {request_id!r}: no such prediction")
+            stored = db.execute(
+                "select true_class from feedback where request_id = ?", (request_id,)
+            ).fetchone()
+            row = (request_id, true_class, received_at, source)
+            if not stored:
+                db.execute("insert into feedback values (?, ?, ?, ?)", row)
+            elif stored[0] != true_class:
+                db.execute("insert into label_conflicts values (?, ?, ?, ?)", row)
+                if true_class == POISONOUS:
+                    db.execute(
+                        "update feedback set true_class = ?, received_at = ?, source = ? "
+                        "where request_id = ?",
+                        (true_class, received_at, source, request_id),
+                    )
+        before = stored[0] if stored else None
+        counts_as = POISONOUS if POISONOUS in (before, true_class) else true_class
+        newly = None if counts_as == before else counts_as
+        conflict = before not in (None, true_class)
+        if conflict:
+            logger.warning(
+                "label conflict: request %s was labelled %s, now %s (source %r): it counts as %s",
+                request_id,
+                before,
+                true_class,
+                source,
+                counts_as,
+            )
+        return Label(LabelledAnswer(*answered), counts_as, newly, conflict)
 
     def close(self) -> None:
         with self._lock:

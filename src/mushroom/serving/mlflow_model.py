@@ -28,8 +28,9 @@ from pydantic import ValidationError
 
 from mushroom.core.catalogue import DatasetCatalogue
 from mushroom.core.paths import CHECKOUT
-from mushroom.core.text import MAX_SHOWN_ERRORS, quoted
+from mushroom.core.text import quoted
 from mushroom.lifecycle.store_names import MODEL_FILE, POLICY_FILE
+from mushroom.serving.csv_scoring import Problems
 
 ARTIFACT = "judgement"
 """The logged model's name in its run (the bare pipeline stays ``model``)."""
@@ -82,7 +83,7 @@ class Judgement(mlflow.pyfunc.PythonModel):
 
     def validated(self, frame: pd.DataFrame) -> list[dict]:
         """Each row as the API validates a mushroom: a missing cell (None, NaN) is unknown."""
-        mushrooms, problems = [], []
+        mushrooms, problems = [], Problems()
         for position, row in enumerate(frame.to_dict(orient="records")):
             given = {
                 name: value.item() if hasattr(value, "item") else value
@@ -92,15 +93,10 @@ class Judgement(mlflow.pyfunc.PythonModel):
             try:
                 mushrooms.append(self.classifier.mushroom(given))
             except ValidationError as exc:
-                problems += [
-                    f"row {position}: {'.'.join(map(str, e['loc']))}: {quoted(e['input'])}: "
-                    f"{e['msg']}"
-                    for e in exc.errors()
-                ]
-        if problems:
-            more = len(problems) - MAX_SHOWN_ERRORS
-            shown = problems[:MAX_SHOWN_ERRORS] + ([f"... and {more} more"] if more > 0 else [])
-            raise ValueError("\n".join(shown))
+                for e in exc.errors():
+                    where = ".".join(map(str, e["loc"]))
+                    problems.add(f"row {position}: {where}: {quoted(e['input'])}: {e['msg']}")
+        problems.raise_any()  # an InputError, a ValueError
         return mushrooms
 
 

@@ -71,12 +71,12 @@ def readable(text: str) -> str:
     return text.replace("_", " ").replace("-", " ")
 
 
-def _control(trait: Trait, catalogue: DatasetCatalogue, policy: dict) -> str:
+def _control(trait: Trait, catalogue: DatasetCatalogue, policy: dict, ranges: dict) -> str:
     name, label = trait.name, readable(trait.name)
     control_id = f"trait-{name}"
     if trait.is_numeric:
         seen = policy["training"]["measurements"][name]
-        high = measurement_ranges(policy)[name][1]
+        high = ranges[name][1]
         hint = (
             f"{trait.unit}, from 0 to {high:g}; the mushrooms the model learned from measured "
             f"{seen['min']:g} to {seen['max']:g} {trait.unit}. Leave it empty if not measured."
@@ -108,9 +108,10 @@ def _control(trait: Trait, catalogue: DatasetCatalogue, policy: dict) -> str:
 def render(card: ModelCard, catalogue: DatasetCatalogue, policy: dict) -> str:
     """The page for the model of ``card``, whose ``policy.json`` gives each measurement's
     training range and the largest value the service accepts."""
+    ranges = measurement_ranges(policy)
     fieldsets = "".join(
         f"<fieldset><legend>{title}</legend>"
-        + "".join(_control(t, catalogue, policy) for t in traits)
+        + "".join(_control(t, catalogue, policy, ranges) for t in traits)
         + "</fieldset>"
         for title, traits in sections(catalogue)
     )
