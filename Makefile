@@ -9,7 +9,7 @@ RAW_DATA := data/raw/uci.dvc data/raw/secondary.dvc
 DRIFT_WINDOW := $(wildcard data/monitoring/window.parquet.dvc)
 FEEDBACK := $(wildcard data/feedback/labelled.parquet.dvc)
 
-.PHONY: run test test-fast env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep promtool chromium
+.PHONY: run test test-fast env pull repro promote serve bento requirements review bench bench-serve bench-drift bench-sweep bench-log bench-fleet promtool chromium postgres wrk
 
 # The environment is rebuilt whenever pyproject.toml or uv.lock changes. uv installs no
 # bytecode by default: where PYTHONDONTWRITEBYTECODE is set, every process then compiles all
@@ -61,7 +61,7 @@ requirements: env
 	$(WITH_ENV) uv export --frozen --only-group serve --no-hashes --no-emit-project \
 		--no-annotate --no-header -o src/requirements-serve.txt
 
-test: env promtool chromium
+test: env promtool chromium postgres
 	$(WITH_ENV) python -m pytest
 
 # The unit and validation tier (under a minute): no real data, pipeline run, server or
@@ -97,6 +97,28 @@ chromium:
 			"install the package 'chromium' (Debian) so that 'chromium' is on PATH" >&2; \
 			exit 1; }; }
 
+# Debian's PostgreSQL server, which the fleet tests start a throwaway cluster of
+# (tests/pgcluster.py; initdb and pg_ctl live in /usr/lib/postgresql/<version>/bin): installed
+# with apt-get when missing. The tests run their own cluster, never the package's.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null && \
+			echo "postgres: installed Debian's postgresql-15 package"; } || \
+		{ echo "error: the PostgreSQL server is missing and could not be installed with" \
+			"apt-get (as root): install the package 'postgresql-15' (Debian)" >&2; \
+			exit 1; }; }
+
+# wrk, the load generator of the fleet bench (bench/fleet.py): C, so the client takes little
+# of the two cores the replicas share. Installed with apt-get when missing.
+wrk:
+	@command -v wrk >/dev/null || { \
+		{ [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null && \
+			echo "wrk: installed Debian's wrk package"; } || \
+		{ echo "error: wrk is missing and could not be installed with apt-get (as root):" \
+			"install the package 'wrk' (Debian)" >&2; exit 1; }; }
+
 # For code review: what a branch changes against main.
 review: env
 	$(WITH_ENV) dvc params diff main --md
@@ -108,11 +130,19 @@ review: env
 bench: pull
 	$(WITH_ENV) python bench/pipeline.py --repeats 3
 
-bench-serve: pull
+# The service against the baseline, then the fleet (SQLite vs PostgreSQL log, 1 vs 2 replicas).
+bench-serve: pull postgres wrk
 	$(WITH_ENV) python bench/serve.py --seconds 10 --repeats 20
+
+bench-fleet: pull postgres wrk
+	$(WITH_ENV) python bench/serve.py --only fleet --seconds 10 --repeats 5
 
 bench-drift: pull
 	$(WITH_ENV) python bench/drift.py --repeats 5
+
+# The prediction log at 10^5, 10^6 and 5 x 10^6 answers on SQLite and PostgreSQL (~25 min).
+bench-log: pull postgres
+	$(WITH_ENV) python bench/log_growth.py
 
 # docs/results.md's table: every dataset x split x model through the real stages (~40 min).
 bench-sweep: pull

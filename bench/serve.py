@@ -15,7 +15,11 @@ request timed by the client: no coordinated-omission correction, no synthetic sa
 Baseline: bench/baseline_server.py, FastAPI + pydantic -> DataFrame -> the same fitted
 pipeline per request. Ratios are service / baseline.
 
-    python bench/serve.py [--seconds 10] [--repeats 20] [--model logreg]
+Then the fleet (bench/fleet.py, same model, same run): c=64 with the SQLite log vs the
+PostgreSQL log, one replica vs two, median of --repeats runs of --seconds each, with its
+own CPU placement (both cores for the servers: see there). ``--only`` runs one part.
+
+    python bench/serve.py [--seconds 10] [--repeats 20] [--model logreg] [--only fleet]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import joblib
@@ -72,12 +77,14 @@ def post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, byte
     return response.status, response.read()
 
 
-def load(port: int, body: bytes, concurrency: int, seconds: float) -> dict:
+def load(ports: Sequence[int], body: bytes, concurrency: int, seconds: float) -> dict:
+    """``concurrency`` closed-loop clients for ``seconds``, client i sending to
+    ``ports[i % len(ports)]`` (several ports: the clients split evenly between them)."""
     latencies: list[float] = []
     errors = [0]
     deadline = time.perf_counter() + seconds
 
-    def worker() -> None:
+    def worker(port: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine = []
         while (started := time.perf_counter()) < deadline:
@@ -93,7 +100,9 @@ def load(port: int, body: bytes, concurrency: int, seconds: float) -> dict:
                 errors[0] += 1
         latencies.extend(mine)
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [
+        threading.Thread(target=worker, args=(ports[i % len(ports)],)) for i in range(concurrency)
+    ]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -150,66 +159,44 @@ def in_process(model_dir: Path, row: dict, repeats: int = 2000) -> tuple[float, 
     return fast, median_us(lambda: pipeline.predict_proba(frame), 50)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--model", default="logreg", help="train.model of the served model")
-    args = parser.parse_args()
-    os.sched_setaffinity(0, {CLIENT_CPU})
-    rows = read_raw("uci", REPO / "data" / "raw")
-    single = {t.name: rows.iloc[0][t.name] for t in UCI.traits}
-    thousand = [{t.name: r[t.name] for t in UCI.traits} for _, r in rows.head(1000).iterrows()]
-    bodies = {
-        "single": json.dumps({"mushrooms": [single]}).encode(),
-        "thousand": json.dumps({"mushrooms": thousand}).encode(),
+def compare(promoted: Promoted, tmp: Path, row: dict, bodies: dict[str, bytes], args) -> None:
+    """The service against the baseline, each pinned to SERVER_CPU; prints the table."""
+    model_dir = tmp / "bentoml" / "models" / "mushroom-classifier" / promoted.tag.split(":")[1]
+    bin_dir = Path(sys.executable).parent
+    env = promoted.env | {
+        "MUSHROOM_MODEL": promoted.tag,
+        "MUSHROOM_PREDICTION_LOG": str(tmp / "predictions.db"),
     }
-
-    with tempfile.TemporaryDirectory(prefix="mushroom-serve-bench-") as tmp:
-        promoted: Promoted = build_and_promote(
-            Path(tmp) / "work",
-            REPO / "data" / "raw",
-            Path(tmp) / "bentoml",
-            train__model=args.model,
-        )
-        model_dir = (
-            Path(tmp) / "bentoml" / "models" / "mushroom-classifier" / promoted.tag.split(":")[1]
-        )
-        bin_dir = Path(sys.executable).parent
-        env = promoted.env | {
-            "MUSHROOM_MODEL": promoted.tag,
-            "MUSHROOM_PREDICTION_LOG": str(Path(tmp) / "predictions.db"),
-        }
-        servers = {
-            "bentoml": lambda port: [
-                str(bin_dir / "bentoml"),
-                "serve",
-                "mushroom.serving.service:MushroomClassifier",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            "baseline": lambda port: [
-                sys.executable,
-                str(BENCH / "baseline_server.py"),
-                str(model_dir / "model.joblib"),
-                str(model_dir / "model_card.json"),
-                "--port",
-                str(port),
-            ],
-        }
-        results: dict[str, dict] = {}
-        for name, command in servers.items():
-            port = free_port()
-            process = start(command(port), env, port)
-            try:
-                results[name] = {c: load(port, bodies["single"], c, args.seconds) for c in LEVELS}
-                results[name]["thousand_ms"] = big_request(port, bodies["thousand"], args.repeats)
-            finally:
-                kill_tree(process.pid)
-                process.wait()
-        fast_us, pipeline_us = in_process(model_dir, single)
+    servers = {
+        "bentoml": lambda port: [
+            str(bin_dir / "bentoml"),
+            "serve",
+            "mushroom.serving.service:MushroomClassifier",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        "baseline": lambda port: [
+            sys.executable,
+            str(BENCH / "baseline_server.py"),
+            str(model_dir / "model.joblib"),
+            str(model_dir / "model_card.json"),
+            "--port",
+            str(port),
+        ],
+    }
+    results: dict[str, dict] = {}
+    for name, command in servers.items():
+        port = free_port()
+        process = start(command(port), env, port)
+        try:
+            results[name] = {c: load([port], bodies["single"], c, args.seconds) for c in LEVELS}
+            results[name]["thousand_ms"] = big_request(port, bodies["thousand"], args.repeats)
+        finally:
+            kill_tree(process.pid)
+            process.wait()
+    fast_us, pipeline_us = in_process(model_dir, row)
 
     print(
         f"# {platform.node()}: {platform.machine()}, {os.cpu_count()} cores, Python "
@@ -232,6 +219,40 @@ def main() -> None:
         f"in-process 1 row µs{'':<3}{fast_us:>12.1f}{pipeline_us:>12.1f}"
         f"{fast_us / pipeline_us:>8.4f}x"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--model", default="logreg", help="train.model of the served model")
+    parser.add_argument(
+        "--only", choices=("baseline", "fleet"), help="run one part (default: both)"
+    )
+    args = parser.parse_args()
+    if args.only != "fleet":
+        os.sched_setaffinity(0, {CLIENT_CPU})
+    rows = read_raw("uci", REPO / "data" / "raw")
+    single = {t.name: rows.iloc[0][t.name] for t in UCI.traits}
+    thousand = [{t.name: r[t.name] for t in UCI.traits} for _, r in rows.head(1000).iterrows()]
+    bodies = {
+        "single": json.dumps({"mushrooms": [single]}).encode(),
+        "thousand": json.dumps({"mushrooms": thousand}).encode(),
+    }
+
+    with tempfile.TemporaryDirectory(prefix="mushroom-serve-bench-") as tmp:
+        promoted: Promoted = build_and_promote(
+            Path(tmp) / "work",
+            REPO / "data" / "raw",
+            Path(tmp) / "bentoml",
+            train__model=args.model,
+        )
+        if args.only != "fleet":
+            compare(promoted, Path(tmp), single, bodies, args)
+        if args.only != "baseline":
+            import fleet  # its own placement: both cores for the servers
+
+            fleet.run(promoted, Path(tmp), bodies["single"], args)
 
 
 if __name__ == "__main__":

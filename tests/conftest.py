@@ -7,10 +7,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import rawfixtures  # noqa: E402
 
-SLOW_FIXTURES = {"pulled_repo", "bentoml_home", "uci_model", "secondary_model", "mlflow_store"}
-"""The real data pulled into a copy of the repository, pipelines and servers run on it, and
-the evaluate stage (cross-validation, safety suite, an MLflow run) on fixture data: a test
-that needs any of them is in the full tier only (``make test``), not ``make test-fast``."""
+SLOW_FIXTURES = {
+    "pulled_repo",
+    "bentoml_home",
+    "uci_model",
+    "secondary_model",
+    "mlflow_store",
+    "postgres",
+}
+"""The real data pulled into a copy of the repository, pipelines and servers run on it, a
+PostgreSQL cluster, and the evaluate stage (cross-validation, safety suite, an MLflow run)
+on fixture data: a test that needs any of them is in the full tier only (``make test``),
+not ``make test-fast``."""
 
 
 ON_FAILURE = pytest.StashKey[list]()
@@ -111,3 +119,20 @@ def secondary_server(secondary_model, tmp_path_factory):
 
     with serving(secondary_model, tmp_path_factory.mktemp("secondary-log")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL cluster for the session (``pgcluster``); each test takes a
+    fresh database of it (``Cluster.new_database``). Its folder is not under pytest's
+    temporary folder, which only root may enter: the server runs as ``postgres``."""
+    import shutil
+    import tempfile
+
+    from pgcluster import Cluster
+
+    folder = Path(tempfile.mkdtemp(prefix="mushroom-postgres-"))
+    cluster = Cluster(folder)
+    yield cluster
+    cluster.stop("immediate")
+    shutil.rmtree(folder, ignore_errors=True)

@@ -38,8 +38,9 @@ def declared(*groups: str) -> dict[str, str]:
 
 def third_party_imports(paths: list[Path]) -> dict[str, str]:
     """Top-level module -> the first file:line importing it, standard library, the package
-    and the tests' own modules left out."""
-    local = {p.stem for p in (REPO / "tests").glob("*.py")} | {"mushroom"}
+    and the tests' and benchmarks' own modules left out."""
+    local = {p.stem for folder in ("tests", "bench") for p in (REPO / folder).glob("*.py")}
+    local.add("mushroom")
     found: dict[str, str] = {}
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):

@@ -13,8 +13,8 @@ import rawfixtures
 import repocopy
 from mushroom.cli import main as mushroom
 from mushroom.core.catalogue import NOT_RECORDED
+from mushroom.data.log_reading import write_snapshot
 from mushroom.data.prediction_log import PredictionLog
-from mushroom.monitoring.drift import write_snapshot
 from mushroom.serving.classifier import Classifier
 from mushroom.stages import drift
 from servefixtures import run_module, trained_workdir
@@ -352,7 +352,8 @@ def test_the_html_shows_classification_quality_once_labels_come_back(
 def test_a_log_written_before_unfamiliar_and_reasons_gains_them(tmp_path):
     import sqlite3
 
-    from mushroom.data.prediction_log import TRAIT_COLUMNS, read_predictions
+    from mushroom.data.log_reading import read_predictions
+    from mushroom.data.prediction_log import TRAIT_COLUMNS
 
     path = tmp_path / "predictions.db"
     with sqlite3.connect(path) as db:  # the schema of the previous release

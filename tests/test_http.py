@@ -4,7 +4,11 @@ one line, and the paths and redirects it answers."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
+import socket
+import threading
 import time
 
 import httpx
@@ -175,7 +179,7 @@ def test_openapi_documents_every_error_the_body_and_the_model_card(spec):
         operation = spec["paths"][route]["post"]
         assert operation["requestBody"]["required"] is True
         documented[route] = set(operation["responses"])
-    assert documented["/classify"] == {"200", "400", "413", "415", "500", "503", "504"}
+    assert documented["/classify"] == {"200", "400", "413", "415", "431", "500", "503", "504"}
     assert documented["/feedback"] == documented["/classify"] | {"401", "404"}
     request = spec["components"]["schemas"]["classify__Input"]
     assert request["additionalProperties"] is False
@@ -205,3 +209,75 @@ def test_control_characters_in_a_path_cannot_forge_a_log_line(server):
     assert not any(
         text.startswith(forged[:24]) for text in server.output_path.read_text().splitlines()
     )
+
+
+def raw_request(server: Server, head: bytes, body: bytes = b"") -> bytes:
+    """What the server sends back to ``head`` and ``body`` on a fresh connection, until it
+    closes it or 5 s pass."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as connection:
+        with contextlib.suppress(OSError):  # a refused head may be cut off as it is sent
+            connection.sendall(head + body)
+        received = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := connection.recv(65536):
+                received += chunk
+    return received
+
+
+def head(fields: list[tuple[str, str]], body: bytes) -> bytes:
+    lines = ["POST /classify HTTP/1.1", "host: 127.0.0.1", "content-type: application/json"]
+    lines += [f"{name}: {value}" for name, value in fields]
+    lines.append(f"content-length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@pytest.mark.parametrize(
+    "fields, refused",
+    [
+        ([("x-note", "a" * 60_000)], False),
+        ([("x-note", "a" * 70_000)], True),
+        ([(f"x-note-{i}", "a") for i in range(97)], False),  # 100 with the 3 always sent
+        ([(f"x-note-{i}", "a") for i in range(98)], True),
+    ],
+    ids=["60 KB", "70 KB", "100 fields", "101 fields"],
+)
+def test_request_heads_are_bounded_in_bytes_and_fields(server, spec, fields, refused):
+    body = b'{"mushrooms": [{"odor": "foul"}]}'
+    answer = raw_request(server, head(fields, body), body)
+    status_line, _, rest = answer.partition(b"\r\n")
+    if not refused:
+        assert status_line == b"HTTP/1.1 200 OK"
+        return
+    assert status_line == b"HTTP/1.1 431 Request Header Fields Too Large"
+    headers, _, content = rest.partition(b"\r\n\r\n")
+    assert b"connection: close" in headers and b"content-type: application/json" in headers
+    assert json.loads(content) == {
+        "error": "request header fields too large: at most 100 fields and 65536 bytes before "
+        "the body"
+    }
+    documented = spec["paths"]["/classify"]["post"]["responses"]
+    assert "431" in documented
+
+
+def test_a_large_body_sent_with_its_head_in_one_write_is_no_large_head(server):
+    """The bytes after the blank line are the body: 1,000 full descriptions right behind a
+    small head in one write were once refused as a head over 64 KiB."""
+    full = {t.name: next(iter(t.codes.values())) for t in UCI.traits}
+    body = json.dumps({"mushrooms": [full] * 1000}).encode()
+    assert len(body) > 4 * 64 * 1024
+    answer = raw_request(server, head([("connection", "close")], body), body)
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 200 OK", rest[-300:]
+
+
+def test_huge_headers_do_not_hold_the_server(server):
+    """Two 50 MB header fields held a worker and a valid request behind them got 504."""
+    huge = head([("x-note", "a" * 50_000_000)], b"")
+    senders = [threading.Thread(target=raw_request, args=(server, huge)) for _ in range(2)]
+    for sender in senders:
+        sender.start()
+    # Held behind them, it would get BentoML's 504 after 5 s: this client gives up first.
+    answer = httpx.post(f"{server.url}/classify", json={"mushrooms": [{"odor": "foul"}]}, timeout=3)
+    assert answer.status_code == 200
+    for sender in senders:
+        sender.join()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import socket
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -71,8 +72,10 @@ def test_counters_count_what_the_log_committed(uci_model, pulled_repo, tmp_path)
         version = answers[0]["model_version"]
         # a foul odor alone is poisonous; odor none alone is uncertain
         assert [a["verdict"] for a in answers] == ["edible"] * 3 + ["poisonous"] * 4 + ["uncertain"]
-        # Every series of the served version exists before its first answer, at 0.
+        # Every series of the served version exists before its first answer, at 0, named
+        # after the replica: the host, as no MUSHROOM_REPLICA is set.
         assert {v for _, _, v in at_start} == {0}
+        assert {labels["replica"] for _, labels, _ in at_start} == {socket.gethostname()}
         assert {
             (name, labels.get("verdict", labels.get("true_class")))
             for name, labels, _ in at_start

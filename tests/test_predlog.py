@@ -17,14 +17,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
-from mushroom.data.prediction_log import (
-    TRAIT_COLUMNS,
-    LogUnavailable,
-    PredictionLog,
-    read_predictions,
-)
+from mushroom.data.log_reading import read_predictions
+from mushroom.data.prediction_log import TRAIT_COLUMNS, LogUnavailable, PredictionLog
 from servefixtures import Promoted, Server, free_port, kill_tree
 
 TRAITS = ["odor"]
@@ -180,7 +177,7 @@ def test_an_old_log_gains_the_columns_of_traits_catalogued_since(tmp_path):
         db.commit()
     PredictionLog.check(path)
     old = read_predictions(path).set_index("request_id").loc["old"]
-    assert old["cap_diameter"] is None and old["reasons"] == ""
+    assert pd.isna(old["cap_diameter"]) and old["reasons"] == ""
 
 
 def test_a_full_disk_is_named_not_hidden_by_a_failed_rollback_and_the_log_recovers(tmp_path):

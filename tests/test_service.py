@@ -14,7 +14,7 @@ import pytest
 
 import rawfixtures
 from mushroom.core.catalogue import NOT_RECORDED, SECONDARY, UCI
-from mushroom.data.prediction_log import read_predictions
+from mushroom.data.log_reading import read_predictions
 from mushroom.data.raw import UCI_FILE, read_raw
 from servefixtures import Server, build_and_promote, promote
 

@@ -1,13 +1,14 @@
 """The ``mushroom`` command: batch scoring, promotion, monitoring.
 
 mushroom predict INPUT.csv -o OUTPUT.csv [--model TAG] [--passthrough COLUMN ...]
-mushroom promote [--reason TEXT] [--log PATH]   (replays the prediction log first)
+mushroom predict INPUT.csv|INPUT.parquet -o OUTPUT.csv --engine spark [--model-uri URI] [...]
+mushroom promote [--reason TEXT] [--log PATH|URL]   (replays the prediction log first)
 mushroom rollback [--to VERSION] --reason TEXT
 mushroom history [--json]
-mushroom monitor snapshot [--log PATH] [--out data/monitoring/window.parquet] [--no-dvc]
-mushroom monitor check [--report reports/drift.json] [--live [--log PATH]] [--history PATH]
+mushroom monitor snapshot [--log PATH|URL] [--out data/monitoring/window.parquet] [--no-dvc]
+mushroom monitor check [--report reports/drift.json] [--live [--log PATH|URL]] [--history PATH]
 mushroom monitor history [--history data/live/history]
-mushroom feedback export [--log PATH] [--out data/feedback/labelled.parquet] [--no-dvc]
+mushroom feedback export [--log PATH|URL] [--out data/feedback/labelled.parquet] [--no-dvc]
 """
 
 from __future__ import annotations
@@ -21,9 +22,14 @@ from pathlib import Path
 from mushroom.core import paths
 from mushroom.core.atomic import OutputRefused, check_replaceable
 from mushroom.data import feedback
-from mushroom.data.prediction_log import LOG_HELP, LogUnavailable, log_path
+from mushroom.data.log_reading import write_snapshot
+from mushroom.data.prediction_log import (
+    LOG_HELP,
+    LogUnavailable,
+    location,
+    log_location,
+)
 from mushroom.monitoring import history
-from mushroom.monitoring.drift import write_snapshot
 from mushroom.serving.csv_scoring import predict
 
 HEALTHY, DATASET_DRIFT, PREDICTION_DRIFT, LABELLED_FALSE_EDIBLE = 0, 3, 4, 5
@@ -35,7 +41,7 @@ def monitor_snapshot(args: argparse.Namespace) -> int:
     ``dvc add``-ed, so committing its .dvc file and ``dvc push`` version the window."""
     try:
         check_replaceable(args.out)
-        rows = write_snapshot(args.log or log_path(), args.out)
+        rows = write_snapshot(args.log or log_location(), args.out)
     except (LogUnavailable, OutputRefused) as exc:
         print(f"mushroom monitor snapshot: {exc}", file=sys.stderr)
         return 2
@@ -68,7 +74,7 @@ def feedback_export(args: argparse.Namespace) -> int:
     """The live log's labelled answers into the feedback dataset, then ``dvc add``-ed."""
     try:
         check_replaceable(args.out)
-        done = feedback.export(args.log or log_path(), args.out)
+        done = feedback.export(args.log or log_location(), args.out)
     except (LogUnavailable, feedback.FeedbackError, OutputRefused) as exc:
         print(f"mushroom feedback export: {exc}", file=sys.stderr)
         return 2
@@ -99,7 +105,7 @@ def monitor_live(args: argparse.Namespace) -> int:
     files = drift.Files(
         model=model,
         policy=policy,
-        log=args.log or log_path(),
+        log=args.log or log_location(),
         json=args.report,
         html=args.report.with_suffix(".html"),
         history=args.history,
@@ -224,7 +230,7 @@ def monitor_history(args: argparse.Namespace) -> int:
 
 def log_to_dataset(command: argparse.ArgumentParser, default_out: Path) -> None:
     """The options of a command that writes what the live log holds into a DVC dataset."""
-    command.add_argument("--log", type=Path, help=LOG_HELP)
+    command.add_argument("--log", type=location, help=LOG_HELP)
     command.add_argument(
         "--out", type=Path, default=default_out, help="the file written (default %(default)s)"
     )
@@ -234,13 +240,28 @@ def log_to_dataset(command: argparse.ArgumentParser, default_out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mushroom", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    scoring = commands.add_parser("predict", help="score a CSV file of mushrooms")
-    scoring.add_argument("input", type=Path, help="CSV: one mushroom per row, trait columns")
+    scoring = commands.add_parser("predict", help="score a CSV (or Parquet) file of mushrooms")
+    scoring.add_argument(
+        "input",
+        type=Path,
+        help="CSV: one mushroom per row, trait columns; with --engine spark also .parquet",
+    )
     scoring.add_argument(
         "-o", "--output", type=Path, required=True, help="the CSV file the answers are written to"
     )
     scoring.add_argument(
+        "--engine",
+        choices=("in-process", "spark"),
+        default="in-process",
+        help="in-process (default), or spark: the registered MLflow model on a local Spark",
+    )
+    scoring.add_argument(
         "--model", help="BentoML model store tag (default: what the service serves, the champion)"
+    )
+    scoring.add_argument(
+        "--model-uri",
+        help="with --engine spark: an MLflow model URI (default: the registry's champion, "
+        "models:/mushroom-classifier@champion)",
     )
     scoring.add_argument(
         "--passthrough",
@@ -275,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument(
         "--live", action="store_true", help="judge the live log first (the drift stage's way)"
     )
-    check.add_argument("--log", type=Path, help=LOG_HELP)
+    check.add_argument("--log", type=location, help=LOG_HELP)
     kept_in = f"the Evidently workspace of every drift run (default {paths.HISTORY})"
     check.add_argument(
         "--history", type=Path, default=paths.HISTORY, help=f"with --live: {kept_in}"
@@ -318,6 +339,15 @@ def main(argv: list[str] | None = None) -> int:
         return actions[args.action](args)
     if args.command == "feedback":
         return feedback_export(args)
+    if args.model_uri if args.engine == "in-process" else args.model:
+        parser.error(
+            "--model is a BentoML store tag, for the in-process engine; "
+            "--model-uri an MLflow model URI, for --engine spark"
+        )
+    if args.engine == "spark":
+        from mushroom.serving.spark_scoring import predict_on_spark
+
+        return predict_on_spark(args)
     return predict(args)
 
 

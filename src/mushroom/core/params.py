@@ -208,6 +208,7 @@ class Serve(Section):
 class Drift(Section):
     window_rows: int = Field(ge=0)
     window_days: float = Field(ge=0, le=3650)
+    max_rows: int = Field(ge=1)
     source: Literal["log", "scenario"]
     min_rows: int = Field(ge=1)
     scenario: Literal["none", "shift", "unseen_species"]

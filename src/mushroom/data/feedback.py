@@ -47,7 +47,8 @@ from mushroom.core.catalogue import (
 )
 from mushroom.core.params import Feedback
 from mushroom.core.text import quoted
-from mushroom.data.prediction_log import LABEL, columns, read_predictions
+from mushroom.data.log_reading import read_predictions
+from mushroom.data.prediction_log import LABEL, Location, columns
 from mushroom.data.prepared import (
     IN_SOURCE,
     LIVE,
@@ -92,12 +93,12 @@ class Exported(NamedTuple):
     total: int
 
 
-def export(log: Path, out: Path) -> Exported:
+def export(log: Location, out: Path) -> Exported:
     """Add the log's labelled answers that ``out`` lacks to it (created if absent), written
     atomically. A request labelled differently in the file and in the log is poisonous in
-    the file from then on, whichever said so (the safe label wins, as in the log)."""
-    logged = read_predictions(log)
-    labelled = logged[logged[LABEL].notna()]
+    the file from then on, whichever said so (the safe label wins, as in the log). Only the
+    labelled answers are read from the log."""
+    labelled = read_predictions(log, labelled_only=True)
     kept = _read(out) if out.exists() else labelled.iloc[:0].copy()
     poisonous_now = labelled.loc[labelled[LABEL] == POISONOUS, "request_id"]
     upgrade = kept["request_id"].isin(poisonous_now) & (kept[LABEL] == EDIBLE)

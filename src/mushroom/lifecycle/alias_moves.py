@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from mushroom.core.paths import mlflow_uri
-from mushroom.lifecycle.champion import registry_file
+from mushroom.lifecycle.registry import for_mlflow, registry_file
 from mushroom.lifecycle.store_names import (
     ALIAS,
     GATE_TAG,
@@ -48,7 +48,7 @@ def client():
     db = registry_file(uri)
     if db is not None and not db.exists():
         raise NoRegistry(f"no MLflow store at {db}: run `make promote`")
-    return mlflow.MlflowClient(uri)
+    return mlflow.MlflowClient(for_mlflow(uri))
 
 
 def current_champion(mlflow_client) -> str | None:

@@ -7,9 +7,8 @@ has no MLflow store); otherwise the version the ``champion`` alias of
 ``mushroom-classifier`` points to in this project's MLflow store, served from the BentoML
 store entry promotion saved for it.
 
-The registry is read with ``sqlite3``, not MLflow: a client lookup took ~3 s, a direct read
-15 ms, in each of the server's processes, and MLflow is not a serving requirement. The price
-is knowing three of MLflow's tables; tests/test_lifecycle.py reads what MLflow wrote.
+The registry is read without MLflow (mushroom.lifecycle.registry): an SQLite file, a
+PostgreSQL database or an ``mlflow server``.
 """
 
 from __future__ import annotations
@@ -18,13 +17,13 @@ import contextlib
 import json
 import logging
 import os
-import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mushroom.core.paths import CHECKOUT, bentoml_home, mlflow_uri, read_only_uri
-from mushroom.lifecycle.store_names import ALIAS, MOVE_TAG_PREFIX, NAME, find_entry
+from mushroom.core.paths import CHECKOUT, bentoml_home, mlflow_uri
+from mushroom.lifecycle.registry import RegistryUnreadable, registry
+from mushroom.lifecycle.store_names import ALIAS, NAME, find_entry
 
 BENTO_MANIFEST = CHECKOUT / "bento.yaml"
 FIX = "run `make promote` (or set MUSHROOM_MODEL to a store tag)"
@@ -41,48 +40,23 @@ class Selection:
     history: list[dict]
 
 
-def registry_file(uri: str) -> Path | None:
-    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-
-
-def query(db: Path, sql: str, *args: str) -> list[tuple]:
-    try:
-        with sqlite3.connect(read_only_uri(db), uri=True) as connection:
-            return connection.execute(sql, args).fetchall()
-    except sqlite3.Error as exc:
-        raise NoChampion(f"{db}: cannot read the MLflow registry ({exc}); {FIX}") from None
-
-
-def read_history(db: Path) -> list[dict]:
+def read_history(store) -> list[dict]:
     """Every move of the alias, oldest first (see mushroom.lifecycle.alias_moves)."""
-    rows = query(
-        db,
-        "SELECT key, value FROM registered_model_tags WHERE name = ? AND key LIKE ?",
-        NAME,
-        f"{MOVE_TAG_PREFIX}%",
-    )
-    moves = sorted(rows, key=lambda row: int(row[0].removeprefix(MOVE_TAG_PREFIX)))
-    return [json.loads(value) for _, value in moves]
+    try:
+        return [json.loads(value) for value in store.moves()]
+    except RegistryUnreadable as exc:
+        raise NoChampion(f"{exc}; {FIX}") from None
 
 
-def champion_tag(db: Path) -> str:
-    found = query(
-        db,
-        "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-        NAME,
-        ALIAS,
-    )
-    if not found:
-        raise NoChampion(f"{db}: registered model {NAME} has no '{ALIAS}' alias; {FIX}")
-    version = str(found[0][0])
-    digest = query(
-        db,
-        "SELECT value FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
-        NAME,
-        version,
-        "inputs_sha256",
-    )
-    entry = find_entry(version, digest[0][0] if digest else None)
+def champion_tag(store) -> str:
+    try:
+        found = store.champion()
+    except RegistryUnreadable as exc:
+        raise NoChampion(f"{exc}; {FIX}") from None
+    if found is None:
+        raise NoChampion(f"{store.uri}: registered model {NAME} has no '{ALIAS}' alias; {FIX}")
+    version, digest = found
+    entry = find_entry(version, digest)
     if entry is None:
         raise NoChampion(
             f"'{ALIAS}' is {NAME} version {version}, which has no entry in the BentoML store "
@@ -135,13 +109,14 @@ def pin(selection: Selection) -> bool:
 
 def select() -> Selection:
     uri = mlflow_uri()
-    db = registry_file(uri)
-    history = read_history(db) if db and db.exists() else []
+    store = registry(uri)
+    readable = store is not None and store.exists()
+    history = read_history(store) if readable else []
     if os.environ.get(PINNED):
         tag, chosen_by = os.environ[PINNED].split(" ", 1)
-        if chosen_by == "champion" and db is not None and db.exists():
+        if chosen_by == "champion" and readable:
             with contextlib.suppress(NoChampion):
-                now = champion_tag(db)
+                now = champion_tag(store)
                 if now != tag:
                     logger.warning(
                         "'%s' is %s now, but this server serves %s, the champion when it "
@@ -155,8 +130,11 @@ def select() -> Selection:
         return Selection(os.environ["MUSHROOM_MODEL"], "MUSHROOM_MODEL", history)
     if BENTO_MANIFEST.exists():
         return Selection(bento_model(), "bento", [])
-    if db is None:
-        raise NoChampion(f"MLFLOW_TRACKING_URI={uri} is not a SQLite file the service reads; {FIX}")
-    if not db.exists():
-        raise NoChampion(f"no MLflow store at {db}; {FIX}")
-    return Selection(champion_tag(db), "champion", history)
+    if store is None:
+        raise NoChampion(
+            f"MLFLOW_TRACKING_URI={uri} is no store the service reads (an sqlite:/// file, a "
+            f"postgresql:// database or an http:// MLflow server); {FIX}"
+        )
+    if not readable:
+        raise NoChampion(f"no MLflow store at {store.file}; {FIX}")
+    return Selection(champion_tag(store), "champion", history)

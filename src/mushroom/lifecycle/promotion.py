@@ -31,7 +31,7 @@ from mushroom.core import paths
 from mushroom.core.atomic import read_json, write_json
 from mushroom.core.params import ParamsError, flatten, load_params
 from mushroom.data.feedback import FeedbackError
-from mushroom.data.prediction_log import LogUnavailable, log_path
+from mushroom.data.prediction_log import LOG_HELP, Location, LogUnavailable, location, log_location
 from mushroom.data.prepared import read_schema
 from mushroom.lifecycle import alias_moves, replay, tracking
 from mushroom.lifecycle.model_card import ModelCard
@@ -64,7 +64,7 @@ def require_gate_passed(gate: dict) -> None:
 
 
 def replay_traffic(
-    client, run_id: str, log: Path, exported: Path, model: Path, policy: Path, out: Path
+    client, run_id: str, log: Location, exported: Path, model: Path, policy: Path, out: Path
 ) -> dict:
     """Replay the log and the exported labels through the candidate; written to ``out`` and
     the run's tags whether or not it is refused."""
@@ -149,7 +149,7 @@ def promote(
     reports: Path,
     train_info: Path,
     reason: str = "the evaluate gate passed",
-    log: Path | None = None,
+    log: Location | None = None,
     exported: Path = paths.FEEDBACK,
 ) -> Promoted:
     params = load_params(params_path)
@@ -165,7 +165,7 @@ def promote(
         )
     mlflow = tracking.configure()
     client = mlflow.MlflowClient()
-    log = log or log_path()
+    log = log or log_location()
     replayed = replay_traffic(client, run_id, log, exported, model, policy, reports / "replay.json")
     schema, info = read_schema(prepared), read_json(train_info)
     timing = timing_path(train_info)
@@ -220,8 +220,8 @@ def main(argv: list[str], log_judgement: LogJudgement) -> int:
         parser.add_argument(option, default=default, type=Path, help=f"{what} (%(default)s)")
     parser.add_argument(
         "--log",
-        type=Path,
-        help="the prediction log to replay (default: the service's, data/live/predictions.db)",
+        type=location,
+        help=f"the prediction log to replay: {LOG_HELP}",
     )
     parser.add_argument(
         "--feedback",

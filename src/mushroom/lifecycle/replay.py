@@ -13,6 +13,7 @@ answers that become edible. Answers of another dataset are skipped and counted.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,35 +21,60 @@ import pandas as pd
 
 from mushroom.core.catalogue import TARGET, get_catalogue
 from mushroom.data import feedback
-from mushroom.data.prediction_log import LABEL, columns, read_predictions
+from mushroom.data.log_reading import exists, reading
+from mushroom.data.prediction_log import LABEL, Location, columns
 from mushroom.model.bundle import load_bundle
 from mushroom.model.policy import EDIBLE
 
 CHUNK_ROWS = 10_000
-"""Rows judged at once: the judge's per-row arrays stay a few MB whatever the log's size."""
+"""Rows read and judged at once: the judge's per-row arrays stay a few MB whatever the
+log's size."""
 LISTED = 100
 """Request ids kept in the report per list; the counts are always whole."""
 
 
-def read_log(log: Path, dataset: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """``dataset``'s logged answers with their labels, and the number of answers of each
-    other dataset, from one read of the log (none if there is no log)."""
-    if not log.exists():
-        return pd.DataFrame(columns=columns()), {}
-    logged = read_predictions(log)
-    ours = (logged["dataset"] == dataset).to_numpy()
-    others = logged.loc[~ours, "dataset"].value_counts()
-    return logged[ours], {name: int(count) for name, count in others.items()}
+class Tally:
+    """The replay's figures, added up chunk by chunk: memory stays flat as the log grows."""
+
+    def __init__(self) -> None:
+        self.replayed = self.changed = self.new_edible = self.labelled = 0
+        self.logged_false_edible = self.labelled_false_edible = 0
+        self.pairs: Counter[tuple[str, str]] = Counter()
+        self.answered_by: Counter[str] = Counter()
+        self.new_edible_ids: list[str] = []
+        self.false_edible: list[dict] = []
+
+    def add(self, logged: pd.DataFrame, new: np.ndarray) -> None:
+        old = logged["verdict"].to_numpy(dtype=object)
+        poisonous = (logged[LABEL] == "poisonous").to_numpy()
+        became_edible = (new == EDIBLE) & (old != EDIBLE)
+        false_edible = poisonous & (new == EDIBLE)
+        self.replayed += len(logged)
+        self.pairs.update(zip(old.tolist(), new.tolist(), strict=True))
+        self.changed += int((old != new).sum())
+        self.answered_by.update(logged["model_version"].tolist())
+        self.new_edible += int(became_edible.sum())
+        room = LISTED - len(self.new_edible_ids)
+        self.new_edible_ids += logged["request_id"][became_edible].head(room).tolist()
+        self.labelled += int(logged[LABEL].notna().sum())
+        self.logged_false_edible += int((poisonous & (old == EDIBLE)).sum())
+        self.labelled_false_edible += int(false_edible.sum())
+        room = LISTED - len(self.false_edible)
+        self.false_edible += (
+            logged.loc[false_edible, ["request_id", "logged_at", "model_version"]]
+            .assign(logged_verdict=old[false_edible])
+            .head(room)
+            .to_dict("records")
+        )
 
 
-def read_exported(exported: Path, dataset: str, logged: pd.DataFrame) -> pd.DataFrame:
-    """``dataset``'s exported labelled answers that are not in ``logged``, checked as prepare
-    checks them (a bad value raises ``FeedbackError``)."""
+def read_exported(exported: Path, dataset: str) -> pd.DataFrame:
+    """``dataset``'s exported labelled answers, checked as prepare checks them (a bad value
+    raises ``FeedbackError``), in the log's columns."""
     if not exported.exists():
-        return logged.iloc[:0]
+        return pd.DataFrame(columns=columns(dataset))
     labelled = feedback.read_labelled(exported, get_catalogue(dataset))
-    gone = labelled[~labelled["request_id"].isin(logged["request_id"])]
-    return gone.rename(columns={TARGET: LABEL})[logged.columns]
+    return labelled.rename(columns={TARGET: LABEL})[columns(dataset)].reset_index(drop=True)
 
 
 def judge_all(judge, logged: pd.DataFrame) -> np.ndarray:
@@ -62,46 +88,44 @@ def judge_all(judge, logged: pd.DataFrame) -> np.ndarray:
     return np.concatenate(verdicts) if verdicts else np.empty(0, dtype=object)
 
 
-def replay(log: Path, model: Path, policy: Path, exported: Path) -> dict:
-    """What the candidate (``model``, ``policy``) answers to the log at ``log`` and to the
-    labelled answers ``exported`` holds that the log does not: the figures
-    ``reports/replay.json`` holds. Raises ``LogUnavailable`` for a log that cannot be read,
-    ``FeedbackError`` for an exported dataset that cannot."""
-    if not log.exists() and not exported.exists():
+def replay(log: Location, model: Path, policy: Path, exported: Path) -> dict:
+    """What the candidate (``model``, ``policy``) answers to the log at ``log``, read in
+    chunks, and to the labelled answers ``exported`` holds that the log does not: the
+    figures ``reports/replay.json`` holds. Raises ``LogUnavailable`` for a log that cannot
+    be read, ``FeedbackError`` for an exported dataset that cannot."""
+    if not exists(log) and not exported.exists():
         return {"log": str(log), "replayed": 0, "note": "no prediction log: nothing to replay"}
     bundle = load_bundle(model, policy)
-    logged, others = read_log(log, bundle.dataset)
-    gone = read_exported(exported, bundle.dataset, logged)
-    if len(gone):  # (pandas warns when concatenating an empty frame)
-        logged = pd.concat([logged, gone], ignore_index=True) if len(logged) else gone
-    old = logged["verdict"].to_numpy(dtype=object)
-    new = judge_all(bundle.judge(), logged)
-    pairs = pd.DataFrame({"old": old, "new": new}).value_counts()
-    changed = int((old != new).sum())
-    labelled = logged[LABEL].notna().to_numpy()
-    poisonous = (logged[LABEL] == "poisonous").to_numpy()
-    became_edible = (new == EDIBLE) & (old != EDIBLE)
-    false_edible = poisonous & (new == EDIBLE)
+    judge, tally, others = bundle.judge(), Tally(), {}
+    kept = read_exported(exported, bundle.dataset)
+    in_log = np.zeros(len(kept), dtype=bool)
+    if exists(log):
+        with reading(log) as logged:
+            counts = logged.count_by_dataset()
+            others = {name: n for name, n in counts.items() if name != bundle.dataset}
+            for chunk in logged.chunks(bundle.dataset, chunk_rows=CHUNK_ROWS):
+                in_log |= kept["request_id"].isin(chunk["request_id"]).to_numpy()
+                tally.add(chunk, judge_all(judge, chunk))
+    gone = kept[~in_log]
+    if len(gone):
+        tally.add(gone, judge_all(judge, gone))
     return {
         "log": str(log),
         "dataset": bundle.dataset,
-        "replayed": len(logged),
+        "replayed": tally.replayed,
         "feedback_dataset": str(exported),
         "only_in_feedback_dataset": len(gone),
         "skipped_other_datasets": others,
-        "answered_by": logged["model_version"].value_counts().to_dict(),
-        "changes": {f"{o} -> {n}": int(c) for (o, n), c in sorted(pairs.items())},
-        "changed": changed,
-        "changed_share": round(changed / len(logged), 6) if len(logged) else 0.0,
-        "new_edible": int(became_edible.sum()),
-        "new_edible_request_ids": logged["request_id"][became_edible].head(LISTED).tolist(),
-        "labelled": int(labelled.sum()),
-        "logged_false_edible": int((poisonous & (old == EDIBLE)).sum()),
-        "labelled_false_edible": int(false_edible.sum()),
-        "false_edible": logged.loc[false_edible, ["request_id", "logged_at", "model_version"]]
-        .assign(logged_verdict=old[false_edible])
-        .head(LISTED)
-        .to_dict("records"),
+        "answered_by": dict(tally.answered_by.most_common()),
+        "changes": {f"{o} -> {n}": c for (o, n), c in sorted(tally.pairs.items())},
+        "changed": tally.changed,
+        "changed_share": round(tally.changed / tally.replayed, 6) if tally.replayed else 0.0,
+        "new_edible": tally.new_edible,
+        "new_edible_request_ids": tally.new_edible_ids,
+        "labelled": tally.labelled,
+        "logged_false_edible": tally.logged_false_edible,
+        "labelled_false_edible": tally.labelled_false_edible,
+        "false_edible": tally.false_edible,
     }
 
 

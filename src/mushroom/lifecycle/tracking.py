@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 from mushroom.core.params import Params
-from mushroom.core.paths import mlflow_uri
+from mushroom.core.paths import mlflow_uri, project_root
+from mushroom.lifecycle.registry import for_mlflow
 
 EXPERIMENT = "mushroom"
 
@@ -44,13 +45,17 @@ def inputs_digest(paths: list[Path], params: Params) -> str:
 
 
 def artifact_root(uri: str) -> str | None:
-    """``mlruns/<experiment>/`` beside a local SQLite store. MLflow's default is ``./mlruns``
-    of whatever directory first creates the experiment: a ``dvc exp run --temp`` copy that
-    is deleted afterwards, or the checkout a test happened to run from."""
+    """Where a new experiment keeps its artifacts: ``mlruns/<experiment>/`` beside a local
+    SQLite store, or in the project for a database store (PostgreSQL); an ``mlflow server``
+    (``http://``) decides itself (its ``--artifacts-destination``). MLflow's default is
+    ``./mlruns`` of whatever directory first creates the experiment: a ``dvc exp run
+    --temp`` copy that is deleted afterwards, or the checkout a test happened to run from."""
     prefix = "sqlite:///"
-    if not uri.startswith(prefix):
-        return None  # a tracking server decides where artifacts go
-    return str(Path(uri.removeprefix(prefix)).parent / "mlruns" / EXPERIMENT)
+    if uri.startswith(prefix):
+        return str(Path(uri.removeprefix(prefix)).parent / "mlruns" / EXPERIMENT)
+    if uri.startswith(("http://", "https://")):
+        return None
+    return str(project_root() / "mlruns" / EXPERIMENT)
 
 
 def configure():
@@ -58,7 +63,7 @@ def configure():
     import mlflow
 
     uri = mlflow_uri()
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(for_mlflow(uri))
     if mlflow.get_experiment_by_name(EXPERIMENT) is None:
         mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root(uri))
     mlflow.set_experiment(EXPERIMENT)

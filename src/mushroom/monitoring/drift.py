@@ -13,41 +13,16 @@ import numpy as np
 import pandas as pd
 
 from mushroom.core import paths
-from mushroom.core.atomic import atomic_path
 from mushroom.core.catalogue import NOT_RECORDED
 from mushroom.core.params import Drift, ParamsError
-from mushroom.data.prediction_log import LABEL, LogUnavailable, columns, read_predictions
+from mushroom.data.log_reading import reading
+from mushroom.data.prediction_log import LABEL, Location, columns
 from mushroom.data.prepared import TEST_FILE, Schema
 
 if TYPE_CHECKING:  # only named in annotations: the judge is scipy's and sklearn's
     from mushroom.model.policy import Judge
 
 PREDICTION = ["probability", "verdict"]
-
-
-def write_snapshot(log: Path, out: Path) -> int:
-    """Every answer in the live log with its label, read by one SQL statement (so one read
-    transaction: a consistent state while the service writes), written atomically to ``out``
-    as Parquet. Returns the number of answers."""
-    rows = read_predictions(log)
-    with atomic_path(out) as tmp:
-        rows.to_parquet(tmp, index=False)
-    return len(rows)
-
-
-def read_logged(path: Path, dataset: str) -> pd.DataFrame:
-    """``dataset``'s answers, oldest first, with their labels (``predlog.columns``), from a
-    snapshot (``.parquet``) or straight from a live log (SQLite)."""
-    if path.suffix != ".parquet":
-        return read_predictions(path, dataset)
-    try:
-        rows = pd.read_parquet(path)
-        return rows.loc[rows["dataset"] == dataset, columns(dataset)]
-    except FileNotFoundError:
-        hint = "take one with: mushroom monitor snapshot"
-        raise LogUnavailable(path, f"no such file ({hint})") from None
-    except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are ValueErrors
-        raise LogUnavailable(path, f"not a snapshot of the prediction log: {exc}") from exc
 
 
 def scenario_rows(test: pd.DataFrame, params: Drift, split: str) -> pd.DataFrame:
@@ -65,14 +40,23 @@ def scenario_rows(test: pd.DataFrame, params: Drift, split: str) -> pd.DataFrame
     return current
 
 
-def window(logged: pd.DataFrame, params: Drift) -> pd.DataFrame:
-    """The logged rows drift is judged on. Days count back from the newest answer, not from
-    now, so a snapshot judged again gives the same report."""
-    rows = logged
-    if params.window_days and len(rows):
-        logged_at = pd.to_datetime(rows["logged_at"], utc=True)
-        rows = rows[logged_at >= logged_at.max() - pd.Timedelta(days=params.window_days)]
-    return rows.tail(params.window_rows) if params.window_rows else rows
+def sampled(chunks, limit: int, seed: int) -> tuple[pd.DataFrame, int]:
+    """At most ``limit`` rows of the ``chunks``, a uniform sample (each row keeps a random
+    key; the ``limit`` smallest keys stay) in their order, and how many rows there were:
+    a window of millions of answers is judged in bounded memory."""
+    rng = np.random.default_rng(seed)
+    kept, keys, seen = None, np.empty(0), 0
+    for chunk in chunks:
+        chunk = chunk.assign(_position=np.arange(seen, seen + len(chunk)))
+        seen += len(chunk)
+        kept = pd.concat([kept, chunk], ignore_index=True) if kept is not None else chunk
+        keys = np.concatenate([keys, rng.random(len(chunk))])
+        if len(kept) > limit:
+            chosen = np.sort(np.argpartition(keys, limit)[:limit])
+            kept, keys = kept.iloc[chosen].reset_index(drop=True), keys[chosen]
+    if kept is None:
+        return pd.DataFrame(), 0
+    return kept.sort_values("_position").drop(columns="_position").reset_index(drop=True), seen
 
 
 def evidently_drift_share(params: Drift, n_traits: int) -> float:
@@ -254,14 +238,8 @@ def answered_class(verdicts: pd.Series) -> pd.Series:
     return verdicts.where(verdicts == "edible", "poisonous")
 
 
-def labelled_rows(logged: pd.DataFrame) -> pd.DataFrame:
-    """The logged answers whose true class came back as feedback."""
-    return logged[logged[LABEL].notna()]
-
-
-def live_quality(logged: pd.DataFrame) -> dict:
+def live_quality(labelled: pd.DataFrame) -> dict:
     """Quality on the labelled answers, the figures the report's quality section shows."""
-    labelled = labelled_rows(logged)
     if labelled.empty:
         return {"labelled": 0, "live_false_edible": 0}
     said_poisonous = answered_class(labelled["verdict"]) == "poisonous"
@@ -275,13 +253,12 @@ def live_quality(logged: pd.DataFrame) -> dict:
     }
 
 
-def with_quality_section(snapshot, current: pd.DataFrame):
+def with_quality_section(snapshot, labelled: pd.DataFrame):
     """The drift snapshot (None if drift was not judged) followed by Evidently's
     classification quality on the labelled answers, if any. Evidently 0.7 runs a report on
     one pair of datasets and has no call to join two, so the second report's results and
     widgets are appended to the first's snapshot model, which the public ``Run.load_model``
     turns back into one HTML."""
-    labelled = labelled_rows(current)
     if labelled.empty or snapshot is None:
         return snapshot if labelled.empty else quality_report(labelled)
     from evidently import Run
@@ -331,27 +308,32 @@ def quality_report(labelled: pd.DataFrame):
 
 
 def current_rows(
-    params: Drift, log: Path, prepared_dir: Path, schema: Schema
+    params: Drift, log: Location, prepared_dir: Path, schema: Schema
 ) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """The logged answers (all, for their labels), the window judged for drift (of the
-    log, or a scenario built from the prepared test split), and what it is."""
-    before_any_snapshot = log == paths.SNAPSHOT and not log.exists()
-    logged = (
-        pd.DataFrame(columns=columns(schema.dataset))
-        if before_any_snapshot
-        else read_logged(log, schema.dataset)
-    )
-    current = window(logged, params)
-    source = (
-        f"{log}: none taken yet (mushroom monitor snapshot), no answers"
-        if before_any_snapshot
-        else f"{log}: {len(current)} of {len(logged)} logged {schema.dataset} answers"
-    )
+    """The labelled answers (all of them, wherever they fall), the window judged for drift
+    (the log's, or the scenario's), and what it is. The log is read in chunks: only the
+    labelled answers and the window (at most ``drift.max_rows``: a uniform sample of a
+    larger one) are held."""
+    empty = pd.DataFrame(columns=columns(schema.dataset))
+    if log == paths.SNAPSHOT and not log.exists():
+        labelled, current = empty, empty
+        source = f"{log}: none taken yet (mushroom monitor snapshot), no answers"
+    else:
+        with reading(log) as logged:
+            total = logged.count_by_dataset().get(schema.dataset, 0)
+            labelled = list(logged.chunks(schema.dataset, labelled_only=True))
+            labelled = pd.concat(labelled, ignore_index=True) if labelled else empty
+            window = logged.chunks(schema.dataset, days=params.window_days, last=params.window_rows)
+            current, in_window = sampled(window, params.max_rows, params.seed)
+        current = current if len(current) else empty
+        source = f"{log}: {len(current)} of {total} logged {schema.dataset} answers"
+        if in_window > len(current):
+            source += f" (a uniform sample of the {in_window} in the window)"
     if params.source == "scenario":
         test = pd.read_parquet(prepared_dir / TEST_FILE)
         current = scenario_rows(test, params, schema.split)
         source = f"{params.scenario}: {len(current)} test-split rows"
-    return logged, current, source
+    return labelled, current, source
 
 
 def answered(judge: Judge, frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:

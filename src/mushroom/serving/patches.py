@@ -1,4 +1,5 @@
-"""Every use the service makes of BentoML's and circus's internals, behind one guarded door.
+"""Every use the service makes of BentoML's, circus's and uvicorn's internals, behind one
+guarded door.
 
 Each patch here is a function that applies it, and each is applied only on the exact versions
 it was written for (``WRITTEN_FOR``): on any other it raises ``UnsupportedVersion`` naming the
@@ -24,7 +25,7 @@ from typing import Any
 
 from mushroom.core.versions import require as guard
 
-WRITTEN_FOR = {"bentoml": "1.4.40", "kantoku": "0.18.3"}
+WRITTEN_FOR = {"bentoml": "1.4.40", "kantoku": "0.18.3", "uvicorn": "0.54.0", "httptools": "0.9.0"}
 """The distributions the patches reach into, at the version the patches were written for."""
 PATCHED = "mushroom_patch"
 """Set on a replacement function: a patch applied twice wraps the library's original once."""
@@ -180,3 +181,84 @@ def respond_with(
     """
     require("respond_with", "bentoml")
     service.apis[api].output_spec.to_http_response = classmethod(respond)
+
+
+def bounded_request_heads(max_bytes: int, max_fields: int) -> None:
+    """Refuse a request head (request line and header fields) larger than ``max_bytes`` or
+    with more than ``max_fields`` fields: 431, and the connection closed.
+
+    uvicorn's httptools protocol buffers a request head of any size: two 50 MB header
+    fields held a worker for seconds, and a valid request waiting behind them got 504.
+    uvicorn 0.54.0 has no setting for it (``h11_max_incomplete_event_size`` is the h11
+    protocol's, and h11 answers 400). Here ``HttpToolsProtocol.data_received`` counts the
+    bytes that arrive before the head is complete (``on_headers_complete``) and refuses once
+    they pass ``max_bytes`` with no end of the head within them, before parsing them (a
+    request that follows another on a kept-alive connection is counted from its second
+    read, ``on_message_begin``: one read more); ``on_header`` counts fields and, past
+    ``max_fields``, raises out of the parser, which uvicorn answers with
+    ``send_400_response``: that answer becomes the 431.
+    """
+    require("bounded_request_heads", "uvicorn", "httptools")
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Protocol
+
+    if getattr(Protocol.data_received, PATCHED, False):
+        return
+    received, begun, header = Protocol.data_received, Protocol.on_message_begin, Protocol.on_header
+    completed, bad_request = Protocol.on_headers_complete, Protocol.send_400_response
+    problem = (
+        f"request header fields too large: at most {max_fields} fields and {max_bytes} bytes "
+        "before the body"
+    ).encode()
+    answer = (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        b'connection: close\r\ncontent-length: %d\r\n\r\n{"error": "%s"}'
+        % (len(problem) + 13, problem)
+    )
+    # Of the head being read: bytes received, fields, and its last 3 bytes (the blank line
+    # ending a head may straddle two reads). None: the head was read.
+    Protocol.mushroom_head = (0, 0, b"")
+
+    def refuse(self: Protocol) -> None:
+        self.transport.write(answer)
+        self.transport.close()
+
+    def head_ends_in_bounds(size: int, tail: bytes, data: bytes) -> bool:
+        """Whether the blank line ending the head is within the first ``max_bytes``: the
+        same read may carry the body after it."""
+        end = (tail + data).find(b"\r\n\r\n")
+        return end != -1 and size - len(tail) + end + 4 <= max_bytes
+
+    def data_received(self: Protocol, data: bytes) -> None:
+        if self.mushroom_head is not None:
+            size, fields, tail = self.mushroom_head
+            self.mushroom_head = (size + len(data), fields, (tail + data)[-3:])
+            if size + len(data) > max_bytes and not head_ends_in_bounds(size, tail, data):
+                return refuse(self)
+        received(self, data)
+
+    def on_message_begin(self: Protocol) -> None:
+        if self.mushroom_head is None:  # a request after another: counted from its next read
+            self.mushroom_head = (0, 0, b"")
+        begun(self)
+
+    def on_header(self: Protocol, name: bytes, value: bytes) -> None:
+        size, fields, tail = self.mushroom_head or (0, 0, b"")
+        self.mushroom_head = (size, fields + 1, tail)
+        if fields + 1 > max_fields:
+            raise ValueError("too many header fields")  # httptools: an HttpParserError
+        header(self, name, value)
+
+    def on_headers_complete(self: Protocol) -> None:
+        self.mushroom_head = None
+        completed(self)
+
+    def send_400_response(self: Protocol, msg: str) -> None:
+        head = self.mushroom_head
+        if head is not None and head[1] > max_fields:
+            return refuse(self)
+        bad_request(self, msg)
+
+    for replacement in (data_received, on_message_begin, on_header, on_headers_complete):
+        setattr(replacement, PATCHED, True)
+        setattr(Protocol, replacement.__name__, replacement)
+    Protocol.send_400_response = send_400_response

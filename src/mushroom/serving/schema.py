@@ -325,12 +325,16 @@ ERROR_SCHEMA = {
     "required": ["error"],
     "additionalProperties": False,
 }
+MAX_HEAD_BYTES, MAX_HEADER_FIELDS = 64 * 1024, 100
+"""A request's head (request line and header fields) is refused (431) above these."""
 ERRORS = {
     400: "The body is not JSON, repeats a key, or a field is missing, unknown, of the wrong "
     "type or out of range: each named",
     413: "The body is larger than the limit (counted as it streams in)",
     415: "The content type is not application/json, or the body is compressed "
     "(Content-Encoding): send plain JSON",
+    431: f"The request line and header fields are larger than {MAX_HEAD_BYTES // 1024} KiB, or "
+    f"there are more than {MAX_HEADER_FIELDS} header fields; the connection is closed",
     500: "An unexpected server error; the server log has the details",
     503: "The service cannot answer now (overloaded, or its prediction log is unavailable): "
     "retry later",

@@ -31,10 +31,12 @@ from mushroom.core.environment import die_with_parent
 from mushroom.core.paths import CHECKOUT, mlflow_uri
 from mushroom.core.versions import UnsupportedVersion
 from mushroom.data.prediction_log import (
+    Database,
+    Location,
     LogUnavailable,
     PredictionLog,
     UnknownPrediction,
-    log_path,
+    log_location,
 )
 from mushroom.lifecycle.champion import NoChampion, pin, select, use_project_store
 from mushroom.lifecycle.model_card import InvalidCard, ModelCard
@@ -44,8 +46,14 @@ from mushroom.serving import patches, people_page
 from mushroom.serving.classifier import Classifier
 from mushroom.serving.docs_page import DocsPage, project_info
 from mushroom.serving.http_guard import error_response, guard, guarded_input
-from mushroom.serving.metrics import ServiceMetrics
-from mushroom.serving.schema import ANSWERS, Answer, served_mushroom
+from mushroom.serving.metrics import ServiceMetrics, replica
+from mushroom.serving.schema import (
+    ANSWERS,
+    MAX_HEAD_BYTES,
+    MAX_HEADER_FIELDS,
+    Answer,
+    served_mushroom,
+)
 
 use_project_store()
 try:
@@ -73,13 +81,13 @@ FeedbackInput = guarded_input(
 )
 
 
-def starting_line(log: Path) -> str:
+def starting_line(log: Location) -> str:
     """Which model, chosen how, from which stores, by which code, logging where: said once
     at start, so a server never serves another checkout's champion unnoticed."""
     return (
         f"mushroom: serving {CARD.full_version} ({MODEL_TAG}, chosen by {SERVED.chosen_by}) "
         f"from {MODEL_DIR}; MLflow store {mlflow_uri()}; code {CHECKOUT / 'src'}; "
-        f"prediction log {log.resolve()}"
+        f"prediction log {log if isinstance(log, Database) else log.resolve()}"
     )
 
 
@@ -151,7 +159,8 @@ class MushroomClassifier:
         """Runs in `bentoml serve`'s main process before any worker starts: a log that
         cannot record answers stops the server with one line naming it and the cause."""
         working_dir = Path(MushroomClassifier.working_dir)
-        log = working_dir / log_path(working_dir)
+        log = log_location(working_dir)
+        log = log if isinstance(log, Database) else working_dir / log
         try:
             PredictionLog.check(log)
         except LogUnavailable as failure:
@@ -163,7 +172,7 @@ class MushroomClassifier:
         # Never raises: a log broken since the check leaves the worker up, not ready and
         # answering 503 until the log works, instead of failing and being restarted forever.
         self.log = PredictionLog()
-        self.metrics = ServiceMetrics(self.classifier.version)
+        self.metrics = ServiceMetrics(self.classifier.version, replica())
         # The model and libraries are loaded for good: keep them out of every later GC pass.
         gc.collect()
         gc.freeze()
@@ -229,6 +238,7 @@ try:
     patches.dispatch_when_free()
     patches.private_control_sockets()
     patches.private_metrics_folder()
+    patches.bounded_request_heads(MAX_HEAD_BYTES, MAX_HEADER_FIELDS)
     guard(
         MushroomClassifier,
         max_body_bytes=MAX_MUSHROOMS * BYTES_PER_MUSHROOM,

@@ -25,13 +25,17 @@ def stage_parser(
     description: str, files: type, help: dict[str, str] | None = None
 ) -> argparse.ArgumentParser:
     """``--params`` and one option per field of the stage's ``files`` dataclass, each
-    defaulting to the project's path (mushroom.core.paths)."""
+    defaulting to the project's path (mushroom.core.paths), parsed as a path unless the
+    field's metadata names another ``parse``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", default=paths.PARAMS, type=Path)
     for field in fields(files):
         option = "--" + field.name.replace("_", "-")
         parser.add_argument(
-            option, default=field.default, type=Path, help=(help or {}).get(field.name)
+            option,
+            default=field.default,
+            type=field.metadata.get("parse", Path),
+            help=(help or {}).get(field.name),
         )
     return parser
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mushroom.core import paths
@@ -33,14 +33,13 @@ from mushroom.core.params import Drift, ParamsError, load_params
 from mushroom.core.progress import Progress
 from mushroom.core.versions import UnsupportedVersion
 from mushroom.data import prepared
-from mushroom.data.prediction_log import LogUnavailable
+from mushroom.data.prediction_log import Location, LogUnavailable, location
 from mushroom.model.bundle import load_bundle
 from mushroom.monitoring import history
 from mushroom.monitoring.drift import (
     answered,
     current_rows,
     judged,
-    labelled_rows,
     live_quality,
     report_lines,
     with_banner,
@@ -54,14 +53,17 @@ class Files:
     prepared: Path = paths.PREPARED
     model: Path = paths.MODEL
     policy: Path = paths.POLICY
-    log: Path = paths.SNAPSHOT
+    log: Location = field(default=paths.SNAPSHOT, metadata={"parse": location})
     json: Path = paths.DRIFT_JSON
     html: Path = paths.DRIFT_HTML
     history: Path | None = None
     """Where every run is kept; None: the project's (mushroom.monitoring.history)."""
 
 
-HELP = {"log": "a snapshot (.parquet) or a live log", "history": "where every run is kept"}
+HELP = {
+    "log": "a snapshot (.parquet) or a live log (a path or a postgresql:// URL)",
+    "history": "where every run is kept",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,15 +81,15 @@ def run(params: Drift, files: Files) -> dict:
     """Judge the window, write drift.json and drift.html, keep the run; the summary."""
     progress = Progress("drift", "step", 4)
     train, schema = prepared.load_split(files.prepared, prepared.TRAIN_FILE)
-    logged, current, source = current_rows(params, files.log, files.prepared, schema)
+    labelled, current, source = current_rows(params, files.log, files.prepared, schema)
     judge = load_bundle(files.model, files.policy).judge()
     reference, current = answered(judge, train, schema), answered(judge, current, schema)
     progress.step(f"{len(current)} rows judged against {len(reference)} training rows")
     summary, evidently_run = judged(params, schema, reference, current, source)
-    summary |= live_quality(logged)
+    summary |= live_quality(labelled)
     progress.step("drift measured" if evidently_run else "drift not judged")
     page = (
-        with_quality_section(evidently_run, logged).get_html_str(as_iframe=False)
+        with_quality_section(evidently_run, labelled).get_html_str(as_iframe=False)
         if evidently_run is not None or summary["labelled"]
         else "<html><body></body></html>"
     )
@@ -99,9 +101,10 @@ def run(params: Drift, files: Files) -> dict:
     for request_id in summary.get("false_edible_request_ids", []):
         print(f"drift: FALSE EDIBLE: request {request_id} was answered edible; it is poisonous")
     kept_in = files.history or history.default_folder()
-    judged_source = params.scenario if params.source == "scenario" else files.log.name
+    log_name = files.log.name if isinstance(files.log, Path) else str(files.log)
+    judged_source = params.scenario if params.source == "scenario" else log_name
     try:
-        key = history.run_key(params, [files.model, files.policy], [current, labelled_rows(logged)])
+        key = history.run_key(params, [files.model, files.policy], [current, labelled])
         kept = history.record(kept_in, summary, key, judged_source)
     except (OSError, UnsupportedVersion) as exc:
         raise StageFailed(f"history not kept in {kept_in}: {exc}") from None
