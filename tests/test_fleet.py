@@ -43,7 +43,10 @@ async def load(urls: list[str], seconds: float, during=None) -> dict:
     outcome = {"answered": [], "refused": [], "retry_after": set(), "other": []}
     outcome["by_replica"] = dict.fromkeys(urls, 0)
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=len(urls) * CLIENTS_PER_REPLICA)
+    # A kept-alive connection is dropped after 1 s idle, before uvicorn closes it (5 s): at
+    # httpx's default, also 5 s, a request could be sent on a connection the server was
+    # closing, and fail with no answer (a ReadError) that says nothing of the service.
+    limits = httpx.Limits(max_connections=len(urls) * CLIENTS_PER_REPLICA, keepalive_expiry=1.0)
 
     async def client(http: httpx.AsyncClient, url: str, seed: int) -> None:
         pick = random.Random(seed)
