@@ -35,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import joblib
@@ -77,14 +76,12 @@ def post(connection: http.client.HTTPConnection, body: bytes) -> tuple[int, byte
     return response.status, response.read()
 
 
-def load(ports: Sequence[int], body: bytes, concurrency: int, seconds: float) -> dict:
-    """``concurrency`` closed-loop clients for ``seconds``, client i sending to
-    ``ports[i % len(ports)]`` (several ports: the clients split evenly between them)."""
+def load(port: int, body: bytes, concurrency: int, seconds: float) -> dict:
     latencies: list[float] = []
     errors = [0]
     deadline = time.perf_counter() + seconds
 
-    def worker(port: int) -> None:
+    def worker() -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine = []
         while (started := time.perf_counter()) < deadline:
@@ -100,9 +97,7 @@ def load(ports: Sequence[int], body: bytes, concurrency: int, seconds: float) ->
                 errors[0] += 1
         latencies.extend(mine)
 
-    threads = [
-        threading.Thread(target=worker, args=(ports[i % len(ports)],)) for i in range(concurrency)
-    ]
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -191,7 +186,7 @@ def compare(promoted: Promoted, tmp: Path, row: dict, bodies: dict[str, bytes], 
         port = free_port()
         process = start(command(port), env, port)
         try:
-            results[name] = {c: load([port], bodies["single"], c, args.seconds) for c in LEVELS}
+            results[name] = {c: load(port, bodies["single"], c, args.seconds) for c in LEVELS}
             results[name]["thousand_ms"] = big_request(port, bodies["thousand"], args.repeats)
         finally:
             kill_tree(process.pid)

@@ -20,12 +20,15 @@ from itertools import count
 import psycopg
 
 from mushroom.data.log_schema import (
+    LABEL_COLUMNS,
     META_COLUMNS,
     NUMERIC_TRAITS,
+    PROBE_ROW,
     SOURCE_COLUMN,
     TRAIT_COLUMNS,
     Database,
     LogUnavailable,
+    insert_answers,
 )
 
 CONNECT_SECONDS = 5
@@ -73,15 +76,11 @@ def _create_tables(db: psycopg.Connection, where: Database) -> None:
     db.execute("create index if not exists predictions_dataset on predictions (dataset, seq)")
     db.execute(
         "create table if not exists feedback (request_id text primary key "
-        "references predictions, true_class text not null "
-        "check (true_class in ('edible', 'poisonous')), received_at text not null, "
-        f"source {SOURCE_COLUMN})"
+        f"references predictions, {LABEL_COLUMNS}, source {SOURCE_COLUMN})"
     )
     db.execute(
         "create table if not exists label_conflicts (request_id text not null "
-        "references predictions, true_class text not null "
-        "check (true_class in ('edible', 'poisonous')), received_at text not null, "
-        f"source {SOURCE_COLUMN})"
+        f"references predictions, {LABEL_COLUMNS}, source {SOURCE_COLUMN})"
     )
 
 
@@ -110,13 +109,8 @@ class PostgresStore:
             db = self._connect(STATEMENT_MILLISECONDS, autocommit=True)
             with db.transaction():
                 _create_tables(db, self.where)
-            columns = ", ".join(META_COLUMNS + TRAIT_COLUMNS)
-            values = ("", "", "", "", 0.0, "", False, "") + (None,) * len(TRAIT_COLUMNS)
             self.begin(db)
-            db.execute(
-                f"insert into predictions ({columns}) values ({', '.join(['%s'] * len(values))})",
-                values,
-            )
+            db.execute(insert_answers(TRAIT_COLUMNS, self.placeholder), PROBE_ROW)
             db.execute("insert into feedback values ('', 'edible', '', '')")
             self.roll_back(db)
         except (psycopg.Error, LogUnavailable) as exc:

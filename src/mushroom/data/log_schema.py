@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -34,7 +35,21 @@ SOURCE_COLUMN = "text not null default ''"
 """Who gave a label: through the service ``token`` (``MUSHROOM_FEEDBACK_TOKEN`` is set and
 was given) or ``open`` (no token configured); '' when not said (labels stored before
 sources were kept, or in-process callers that name none)."""
+LABEL_COLUMNS = (
+    "true_class text not null check (true_class in ('edible', 'poisonous')), "
+    "received_at text not null"
+)
+"""A label's columns after its request id, in ``feedback`` and ``label_conflicts``."""
+PROBE_ROW = ("", "", "", "", 0.0, "", False, "") + (None,) * len(TRAIT_COLUMNS)
+"""An answer of every column, written and undone at opening to prove the log takes one."""
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def insert_answers(traits: Sequence[str], placeholder: str) -> str:
+    """The statement adding answers: META_COLUMNS, then ``traits``."""
+    names = META_COLUMNS + tuple(traits)
+    marks = ", ".join([placeholder] * len(names))
+    return f"insert into predictions ({', '.join(names)}) values ({marks})"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mushroom.core.paths import read_only_uri
-from mushroom.data.log_schema import META_COLUMNS, SOURCE_COLUMN, TRAIT_COLUMNS, LogUnavailable
+from mushroom.data.log_schema import (
+    LABEL_COLUMNS,
+    META_COLUMNS,
+    PROBE_ROW,
+    SOURCE_COLUMN,
+    TRAIT_COLUMNS,
+    LogUnavailable,
+    insert_answers,
+)
 
 ADDED_COLUMNS = {"unfamiliar": "integer not null default 0", "reasons": "text not null default ''"}
 """Columns later versions added: a log written before them (or before a trait was
@@ -104,16 +112,13 @@ def _create_tables(db: sqlite3.Connection, path: Path) -> None:
             db.execute(f"alter table predictions add column {column} {declaration}")
     db.execute(
         "create table if not exists feedback (request_id text primary key "
-        "references predictions, true_class text not null "
-        "check (true_class in ('edible', 'poisonous')), received_at text not null)"
+        f"references predictions, {LABEL_COLUMNS})"
     )
     if "source" not in {row[1] for row in db.execute("pragma table_info(feedback)")}:
         db.execute(f"alter table feedback add column source {SOURCE_COLUMN}")
     db.execute(
         "create table if not exists label_conflicts (request_id text not null "
-        "references predictions, true_class text not null "
-        "check (true_class in ('edible', 'poisonous')), received_at text not null, "
-        f"source {SOURCE_COLUMN})"
+        f"references predictions, {LABEL_COLUMNS}, source {SOURCE_COLUMN})"
     )
 
 
@@ -147,14 +152,9 @@ class SqliteStore:
             db.execute("pragma journal_mode=wal")
             db.execute("pragma synchronous=normal")
             _create_tables(db, path)
-            columns = META_COLUMNS + TRAIT_COLUMNS
             self.begin(db)
             try:
-                db.execute(
-                    f"insert into predictions ({', '.join(columns)}) "
-                    f"values ({', '.join('?' * len(columns))})",
-                    ("", "", "", "", 0.0, "", 0, "") + (None,) * len(TRAIT_COLUMNS),
-                )
+                db.execute(insert_answers(TRAIT_COLUMNS, self.placeholder), PROBE_ROW)
                 db.execute("insert into feedback values ('', 'edible', '', '')")
                 db.execute("delete from feedback where request_id = ''")
                 db.execute("delete from predictions where request_id = ''")

@@ -33,6 +33,7 @@ from mushroom.data.log_schema import (
     Location,
     LogUnavailable,
     columns,
+    insert_answers,
     location,
     log_location,
 )
@@ -133,11 +134,7 @@ class PredictionLog:
         """Rows of META_COLUMNS followed by the values of ``traits``, in one transaction."""
         statement = self._statements.get(tuple(traits))
         if statement is None:
-            names = META_COLUMNS + tuple(traits)
-            statement = self._sql(
-                f"insert into predictions ({', '.join(names)}) "
-                f"values ({', '.join('?' * len(names))})"
-            )
+            statement = insert_answers(traits, self._store.placeholder)
             self._statements[tuple(traits)] = statement
         with self._transaction() as db:
             db.cursor().executemany(statement, rows)

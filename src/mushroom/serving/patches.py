@@ -231,7 +231,7 @@ def bounded_request_heads(max_bytes: int, max_fields: int) -> None:
     def data_received(self: Protocol, data: bytes) -> None:
         if self.mushroom_head is not None:
             size, fields, tail = self.mushroom_head
-            self.mushroom_head = (size + len(data), fields, (tail + data)[-3:])
+            self.mushroom_head = (size + len(data), fields, (tail + data[-3:])[-3:])
             if size + len(data) > max_bytes and not head_ends_in_bounds(size, tail, data):
                 return refuse(self)
         received(self, data)
